@@ -1,0 +1,322 @@
+//! [`MappedFile`], the mapping object, and its builder [`MapOptions`].
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::ops::RangeBounds;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::object::{Access, Backing, Object};
+use crate::range;
+use crate::shm;
+use crate::sys;
+use crate::view::{View, ViewMut};
+
+/// A memory-mapping object: a file on disk (persisted), named shared memory,
+/// or anonymous memory (non-persisted). Make [views](MappedFile::view) of it
+/// to read and write its bytes.
+///
+/// `MappedFile` is `Send + Sync`, and cloning it is cheap (all clones share
+/// one object). Views keep the object alive: a named map lives on while any
+/// view of it does.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("data.bin");
+/// // SAFETY: nothing else changes or truncates this new file.
+/// let map = unsafe { mapview::MappedFile::create(&path, 10_000)? };
+/// let mut view = map.view_mut(5000..5005)?;
+/// view.copy_from_slice(b"hello");
+/// view.flush()?;
+/// assert_eq!(&std::fs::read(&path)?[5000..5005], b"hello");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MappedFile {
+    object: Arc<Object>,
+}
+
+/// A builder for persisted [`MappedFile`]s, from [`MappedFile::options`].
+///
+/// Defaults: [`Access::Read`], capacity = the file's length, no creation.
+#[derive(Debug, Clone, Default)]
+pub struct MapOptions {
+    access: Access,
+    capacity: Option<u64>,
+    create: bool,
+}
+
+fn invalid_input(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message.into())
+}
+
+fn nonzero(capacity: u64) -> io::Result<u64> {
+    if capacity == 0 {
+        return Err(invalid_input(
+            "a mapping object needs a capacity of at least 1 byte",
+        ));
+    }
+    Ok(capacity)
+}
+
+impl MapOptions {
+    /// Sets how the object may be accessed.
+    pub fn access(&mut self, access: Access) -> &mut Self {
+        self.access = access;
+        self
+    }
+
+    /// Sets the capacity in bytes. With [`Access::ReadWrite`] a shorter file
+    /// is grown to it (never shrunk); otherwise the file must be at least
+    /// this long. Without it the capacity is the file's length.
+    pub fn capacity(&mut self, capacity: u64) -> &mut Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// Creates the file if it does not exist (needs [`Access::ReadWrite`]).
+    pub fn create(&mut self, create: bool) -> &mut Self {
+        self.create = create;
+        self
+    }
+
+    /// Opens (and maybe creates and grows) the file at `path` as a mapping
+    /// object.
+    ///
+    /// # Errors
+    ///
+    /// - `NotFound` if the file does not exist and `create` is off.
+    /// - `InvalidInput` if the path is not a regular file, the capacity is
+    ///   0 (or the file is empty and no capacity is set), the file is shorter
+    ///   than the capacity and the access is not `ReadWrite`, or `create` is
+    ///   asked without `ReadWrite`.
+    /// - Any error of opening, growing or mapping the file.
+    ///
+    /// # Safety
+    ///
+    /// See the [crate docs](crate#safety): the caller vouches that no other
+    /// process or code changes or truncates the file behind live views in a
+    /// way the program cannot tolerate.
+    pub unsafe fn open(&self, path: impl AsRef<Path>) -> io::Result<MappedFile> {
+        let path = path.as_ref();
+        let writable = self.access == Access::ReadWrite;
+        if self.create && !writable {
+            return Err(invalid_input("creating a file needs Access::ReadWrite"));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .create(self.create)
+            .open(path)?;
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(invalid_input(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        let len = metadata.len();
+        let capacity = nonzero(self.capacity.unwrap_or(len))?;
+        if len < capacity {
+            if !writable {
+                return Err(invalid_input(format!(
+                    "{} is {len} bytes, shorter than the capacity {capacity}; \
+                     only Access::ReadWrite grows a file",
+                    path.display()
+                )));
+            }
+            sys::grow(&file, len, capacity)?;
+        }
+        Ok(MappedFile::from_object(Object {
+            file,
+            access: self.access,
+            capacity,
+            backing: Backing::Persisted,
+        }))
+    }
+}
+
+impl MappedFile {
+    fn from_object(object: Object) -> Self {
+        Self {
+            object: Arc::new(object),
+        }
+    }
+
+    /// Opens an existing file read-only; the capacity is its length.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the file does not exist; `InvalidInput` if it is empty
+    /// or not a regular file.
+    ///
+    /// # Safety
+    ///
+    /// See [`MapOptions::open`].
+    pub unsafe fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        // SAFETY: the caller upholds `MapOptions::open`'s contract.
+        unsafe { Self::options().open(path) }
+    }
+
+    /// Opens the file at `path` read-write, creating it if absent and growing
+    /// it to `capacity` bytes if shorter (never shrinking it).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `capacity` is 0; any error of opening or growing the
+    /// file.
+    ///
+    /// # Safety
+    ///
+    /// See [`MapOptions::open`].
+    pub unsafe fn create(path: impl AsRef<Path>, capacity: u64) -> io::Result<Self> {
+        let mut options = Self::options();
+        options
+            .access(Access::ReadWrite)
+            .create(true)
+            .capacity(capacity);
+        // SAFETY: the caller upholds `MapOptions::open`'s contract.
+        unsafe { options.open(path) }
+    }
+
+    /// A builder for opening a file with other settings.
+    pub fn options() -> MapOptions {
+        MapOptions::default()
+    }
+
+    /// Creates named, non-persisted shared memory of `capacity` zeroed bytes
+    /// that other processes of the same user open with
+    /// [`open_shared`](MappedFile::open_shared). The memory is gone when the
+    /// last handle to it (map, view or stream) in any process is dropped,
+    /// or its process dies.
+    ///
+    /// # Errors
+    ///
+    /// - `AlreadyExists` if a live map has this name.
+    /// - `InvalidInput` if `capacity` is 0 or the name is not 1 to 200
+    ///   letters, digits, `-`, `_` or `.` (or is `.` or `..`).
+    ///
+    /// # Safety
+    ///
+    /// Other processes can write the memory at any time: see the
+    /// [crate docs](crate#safety).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let name = format!("mapview-doc-{}", std::process::id());
+    /// // SAFETY: only this example uses the name.
+    /// let a = unsafe { mapview::MappedFile::create_shared(&name, 4096)? };
+    /// let b = unsafe { mapview::MappedFile::open_shared(&name)? };
+    /// a.view_mut(..5)?.copy_from_slice(b"hello");
+    /// assert_eq!(&b.view(..5)?[..], b"hello");
+    /// drop((a, b));
+    /// let gone = unsafe { mapview::MappedFile::open_shared(&name) };
+    /// assert_eq!(gone.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub unsafe fn create_shared(name: &str, capacity: u64) -> io::Result<Self> {
+        let capacity = nonzero(capacity)?;
+        let file = shm::create(name, capacity)?;
+        Ok(Self::shared(file, name, capacity))
+    }
+
+    /// Opens named shared memory made by any process of the same user,
+    /// read-write.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if there is no live map of this name; `InvalidInput` for a
+    /// bad name (see [`create_shared`](MappedFile::create_shared)).
+    ///
+    /// # Safety
+    ///
+    /// Other processes can write the memory at any time: see the
+    /// [crate docs](crate#safety).
+    pub unsafe fn open_shared(name: &str) -> io::Result<Self> {
+        let file = shm::open(name)?;
+        let capacity = file.metadata()?.len();
+        Ok(Self::shared(file, name, capacity))
+    }
+
+    fn shared(file: File, name: &str, capacity: u64) -> Self {
+        Self::from_object(Object {
+            file,
+            access: Access::ReadWrite,
+            capacity,
+            backing: Backing::Shared {
+                name: name.to_owned(),
+            },
+        })
+    }
+
+    /// Creates unnamed memory of `capacity` zeroed bytes. It is shared with
+    /// child processes that are handed its descriptor
+    /// ([`as_fd`](AsFd::as_fd)), and gone when the last user drops it.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `capacity` is 0.
+    pub fn anonymous(capacity: u64) -> io::Result<Self> {
+        let capacity = nonzero(capacity)?;
+        Ok(Self::from_object(Object {
+            file: sys::anonymous_file(capacity)?,
+            access: Access::ReadWrite,
+            capacity,
+            backing: Backing::Anonymous,
+        }))
+    }
+
+    /// The size of the mapping object in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.object.capacity
+    }
+
+    /// How the mapping object may be accessed.
+    pub fn access(&self) -> Access {
+        self.object.access
+    }
+
+    /// The name of a shared map, `None` for files and anonymous memory.
+    pub fn name(&self) -> Option<&str> {
+        match &self.object.backing {
+            Backing::Shared { name } => Some(name),
+            Backing::Persisted | Backing::Anonymous => None,
+        }
+    }
+
+    /// A read-only view of `range` (any offset, any length).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the range is empty or reaches past the capacity.
+    pub fn view(&self, range: impl RangeBounds<u64>) -> io::Result<View> {
+        let span = range::resolve(range, 0, self.capacity())?;
+        View::new(Arc::clone(&self.object), span)
+    }
+
+    /// A writable view of `range` (any offset, any length).
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` if the object was opened with [`Access::Read`];
+    /// `InvalidInput` if the range is empty or reaches past the capacity.
+    pub fn view_mut(&self, range: impl RangeBounds<u64>) -> io::Result<ViewMut> {
+        self.object.check_writable()?;
+        let span = range::resolve(range, 0, self.capacity())?;
+        ViewMut::new(Arc::clone(&self.object), span)
+    }
+}
+
+impl AsFd for MappedFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.object.file.as_fd()
+    }
+}

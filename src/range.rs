@@ -1,0 +1,86 @@
+//! Resolving `RangeBounds<u64>` against the bounds of an object or a view.
+
+use std::io;
+use std::ops::{Bound, RangeBounds};
+
+/// A non-empty byte range `start..start + len`, already checked against the
+/// bounds it was resolved in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: u64,
+    pub(crate) len: u64,
+}
+
+impl Span {
+    /// The length as a `usize`, for a mapping or a slice.
+    pub(crate) fn len_usize(self) -> io::Result<usize> {
+        usize::try_from(self.len).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "range is larger than the address space",
+            )
+        })
+    }
+}
+
+/// Resolves `range` inside `lo..hi`: an unbounded start is `lo`, an unbounded
+/// end is `hi`. `InvalidInput` if the range is empty, reversed, or reaches
+/// outside `lo..hi`.
+pub(crate) fn resolve(range: impl RangeBounds<u64>, lo: u64, hi: u64) -> io::Result<Span> {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => Some(s),
+        Bound::Excluded(&s) => s.checked_add(1),
+        Bound::Unbounded => Some(lo),
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.checked_add(1),
+        Bound::Excluded(&e) => Some(e),
+        Bound::Unbounded => Some(hi),
+    };
+    match (start, end) {
+        (Some(start), Some(end)) if lo <= start && start < end && end <= hi => Ok(Span {
+            start,
+            len: end - start,
+        }),
+        (Some(start), Some(end)) if start >= end => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("empty or reversed range {start}..{end}"),
+        )),
+        _ => {
+            let show = |bound: Option<u64>| bound.map_or("2^64".to_owned(), |b| b.to_string());
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "range {}..{} reaches outside {lo}..{hi}",
+                    show(start),
+                    show(end)
+                ),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unbounded_ends_take_the_bounds() {
+        assert_eq!(resolve(.., 5, 9).unwrap(), Span { start: 5, len: 4 });
+        assert_eq!(resolve(6.., 5, 9).unwrap(), Span { start: 6, len: 3 });
+        assert_eq!(resolve(..=6, 5, 9).unwrap(), Span { start: 5, len: 2 });
+    }
+
+    #[test]
+    fn outside_empty_and_overflowing_ranges_are_invalid_input() {
+        for span in [
+            resolve(0..10, 0, 9),
+            resolve(4..4, 0, 9),
+            resolve(4.., 5, 9),
+            resolve(..=u64::MAX, 0, 9),
+            resolve((Bound::Excluded(u64::MAX), Bound::Unbounded), 0, 9),
+        ] {
+            assert_eq!(span.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The raw system calls that memmap2 and std lack, behind small safe functions.
+//!
+//! The rest of the crate calls these and never `libc` directly. Each platform
+//! gets one file; only Unix exists so far. A Windows port adds `windows.rs`
+//! with the same function names (shared memory there is a named section
+//! object, which already has the "gone with the last handle" lifetime).
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
+#[cfg(not(unix))]
+compile_error!("mapview supports Unix only for now; a Windows port goes in src/sys/windows.rs");

@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests: unique shared-memory names and
+//! child processes that re-run the test binary.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The prefix of every shared-memory name the tests make; `.ci/run` checks
+/// that none is left under /dev/shm after the suite.
+pub const SHM_PREFIX: &str = "mapview-test-";
+
+/// A shared-memory name no other test (or test run) uses.
+pub fn shm_name(tag: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{SHM_PREFIX}{}-{tag}-{n}", std::process::id())
+}
+
+/// Whether a shared-memory object of this name exists (Linux: /dev/shm).
+pub fn shm_exists(name: &str) -> bool {
+    Path::new("/dev/shm").join(name).exists()
+}
+
+/// The environment variable that tells a re-run test binary which child role
+/// to play.
+const ROLE: &str = "MAPVIEW_TEST_CHILD";
+
+/// The role this process plays if it was started by [`spawn_child`], with
+/// its argument.
+pub fn child_role() -> Option<(String, String)> {
+    let role = std::env::var(ROLE).ok()?;
+    let arg = std::env::var("MAPVIEW_TEST_ARG").unwrap_or_default();
+    Some((role, arg))
+}
+
+/// Re-runs this test binary, running only the test `entry`, as a child that
+/// plays `role` with `arg`. Its stdout is piped so the parent can wait for
+/// lines from it.
+pub fn spawn_child(entry: &str, role: &str, arg: &str) -> Child {
+    Command::new(std::env::current_exe().expect("test binary path"))
+        .args([entry, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env("MAPVIEW_TEST_ARG", arg)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn child test process")
+}
+
+/// Runs a child to completion and asserts that it succeeded.
+pub fn run_child(entry: &str, role: &str, arg: &str) {
+    let output = spawn_child(entry, role, arg)
+        .wait_with_output()
+        .expect("wait for child");
+    assert!(
+        output.status.success(),
+        "child {role} failed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+/// Reads the child's stdout until a line ending in `line` appears (the test
+/// harness may print its own text in front of it).
+pub fn wait_for_line(child: &mut Child, line: &str) {
+    use std::io::BufRead;
+    let stdout = child.stdout.as_mut().expect("piped stdout");
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut got = String::new();
+    loop {
+        got.clear();
+        let n = reader.read_line(&mut got).expect("read child stdout");
+        assert!(n > 0, "child exited before printing {line:?}");
+        if got.trim_end().ends_with(line) {
+            return;
+        }
+    }
+}
