@@ -73,11 +73,14 @@
 mod map;
 mod object;
 mod range;
+mod region;
 mod shm;
+mod stream;
 mod sys;
 mod view;
 
 pub use bytemuck::Pod;
 pub use map::{MapOptions, MappedFile};
 pub use object::Access;
+pub use stream::{BackgroundWatch, Chunks, StreamOptions, StreamStats, ViewStream};
 pub use view::{View, ViewMut};

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::object::{Access, Backing, Object};
 use crate::range;
 use crate::shm;
+use crate::stream::{StreamOptions, ViewStream};
 use crate::sys;
 use crate::view::{View, ViewMut};
 
@@ -312,6 +313,27 @@ impl MappedFile {
         self.object.check_writable()?;
         let span = range::resolve(range, 0, self.capacity())?;
         ViewMut::new(Arc::clone(&self.object), span)
+    }
+
+    /// A sequential, async view of `range`: see [`ViewStream`]. Call it inside
+    /// a tokio runtime (its background work runs on the blocking pool).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if the range is empty or reaches past the capacity; an
+    /// error of kind `Other` outside a tokio runtime.
+    pub fn stream(&self, range: impl RangeBounds<u64>) -> io::Result<ViewStream> {
+        self.stream_with(range, &StreamOptions::default())
+    }
+
+    /// Like [`stream`](MappedFile::stream), with other settings.
+    pub fn stream_with(
+        &self,
+        range: impl RangeBounds<u64>,
+        options: &StreamOptions,
+    ) -> io::Result<ViewStream> {
+        let span = range::resolve(range, 0, self.capacity())?;
+        ViewStream::new(Arc::clone(&self.object), span, options)
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapMut, MmapOptions, MmapRaw};
 
 use crate::range::Span;
 use crate::shm;
@@ -92,6 +92,15 @@ impl Object {
                 Access::ReadWrite => options.map_mut(&self.file),
                 Access::CopyOnWrite => options.map_copy(&self.file),
             }
+        }
+    }
+
+    /// Maps `span` as raw memory, writable unless the object is read-only,
+    /// for the stream views that copy in and out of it.
+    pub(crate) fn map_raw(&self, span: Span) -> io::Result<MmapRaw> {
+        match self.access {
+            Access::Read => Self::options(span)?.map_raw_read_only(&self.file),
+            Access::ReadWrite | Access::CopyOnWrite => self.map_write(span).map(MmapRaw::from),
         }
     }
 

@@ -76,3 +76,51 @@ pub fn wait_for_line(child: &mut Child, line: &str) {
         }
     }
 }
+
+/// Writes `len` bytes of a position-dependent pattern to a new file in `dir`.
+pub fn pattern_file(dir: &Path, len: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let data = pattern(len);
+    let path = dir.join(format!("pattern-{len}.bin"));
+    std::fs::write(&path, &data).expect("write pattern file");
+    (path, data)
+}
+
+/// A byte pattern that differs between pages and within them.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
+        .collect()
+}
+
+/// Drops the file's pages from the page cache (they must be clean and
+/// unmapped): the next access must go to the disk.
+pub fn evict(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).expect("open for evict");
+    file.sync_all().expect("sync before evict");
+    // SAFETY: a valid descriptor; fadvise only drops clean cached pages.
+    let ret = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(ret, 0, "posix_fadvise");
+}
+
+/// How many pages of `range` of the file are in the page cache (mincore
+/// tells the truth here: the tests own their files).
+pub fn resident_pages(path: &Path, range: std::ops::Range<usize>) -> usize {
+    let file = std::fs::File::open(path).expect("open for mincore");
+    // SAFETY: the test owns the file and does not change it meanwhile.
+    let map = unsafe { memmap2::Mmap::map(&file) }.expect("map for mincore");
+    let page = 4096;
+    let start = range.start / page * page;
+    let len = range.end - start;
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: the range lies inside the mapping; vec has a byte per page.
+    let ret = unsafe {
+        libc::mincore(
+            map.as_ptr().add(start) as *mut _,
+            len,
+            vec.as_mut_ptr().cast(),
+        )
+    };
+    assert_eq!(ret, 0, "mincore");
+    vec.iter().filter(|&&p| p & 1 == 1).count()
+}

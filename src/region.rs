@@ -1,0 +1,163 @@
+//! A region: one mapping of part of an object, shared behind an `Arc` by a
+//! stream view, its background work and the zero-copy `Bytes` it hands out.
+//!
+//! ```text
+//!   ViewStream ──┐
+//!   prefetch job ┼──> Arc<Region> ──> MmapRaw (start..start+len of the object)
+//!   Bytes chunk ─┘          └───────> Arc<Object> (fd, access, capacity)
+//! ```
+//!
+//! Unlike a `View`, a region never lends out a slice on its own: bytes go in
+//! and out through [`guarded_copy`](crate::sys::guarded_copy), so a file
+//! truncated underneath yields an error instead of a `SIGBUS` crash. After
+//! such an error the region is *poisoned* (the lost pages now read as zeros)
+//! and refuses all further access.
+
+use std::io;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use memmap2::MmapRaw;
+
+use crate::object::Object;
+use crate::range::Span;
+use crate::sys::{self, Guarded, Populate};
+
+/// One mapping of `span` of an object.
+#[derive(Debug)]
+pub(crate) struct Region {
+    map: MmapRaw,
+    object: Arc<Object>,
+    poisoned: AtomicBool,
+}
+
+impl Region {
+    pub(crate) fn new(object: Arc<Object>, span: Span) -> io::Result<Self> {
+        Ok(Self {
+            map: object.map_raw(span)?,
+            object,
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    /// The length of the region in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// The object the region maps.
+    pub(crate) fn object(&self) -> &Object {
+        &self.object
+    }
+
+    /// A pointer to byte `at` of the region, after checking that
+    /// `at..at + len` lies inside it and the region is not poisoned.
+    fn ptr(&self, at: u64, len: usize) -> io::Result<*mut u8> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the mapped file was truncated under this stream",
+            ));
+        }
+        let end = at.checked_add(len as u64);
+        assert!(
+            end.is_some_and(|end| end <= self.len()),
+            "region access out of bounds"
+        );
+        // SAFETY: `at + len <= self.len()`, so the offset stays inside the mapping.
+        Ok(unsafe { self.map.as_mut_ptr().add(at as usize) })
+    }
+
+    fn poison_on_error(&self, result: io::Result<()>) -> io::Result<()> {
+        if result.is_err() {
+            self.poisoned.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Copies bytes `at..at + len` of the region to `dst`.
+    ///
+    /// # Safety
+    ///
+    /// `dst` must be valid for writes of `len` bytes and not overlap the region.
+    pub(crate) unsafe fn copy_out(&self, at: u64, dst: *mut u8, len: usize) -> io::Result<()> {
+        let src = self.ptr(at, len)?;
+        // SAFETY: `src` covers `len` bytes of the mapping (checked by `ptr`);
+        // `dst` is valid and disjoint (caller).
+        let result = unsafe { sys::guarded_copy(dst, src, len, Guarded::Source) };
+        self.poison_on_error(result)
+    }
+
+    /// Copies `src` into the region at `at`. The object must be writable.
+    #[allow(dead_code)] // used by stream writes, next
+    pub(crate) fn copy_in(&self, at: u64, src: &[u8]) -> io::Result<()> {
+        let dst = self.ptr(at, src.len())?;
+        // SAFETY: `dst` covers `src.len()` bytes of a writable mapping
+        // (checked by `ptr`; writability by the caller's access check); a
+        // borrowed slice cannot overlap memory we write through a raw pointer
+        // that no one else borrows mutably.
+        let result =
+            unsafe { sys::guarded_copy(dst, src.as_ptr(), src.len(), Guarded::Destination) };
+        self.poison_on_error(result)
+    }
+
+    /// Borrows bytes `at..at + len` of the region directly.
+    ///
+    /// The caller must have made the pages resident (a stream hands out only
+    /// prefetched bytes); a truncation racing with the borrow is covered by
+    /// the `unsafe` constructor contract of the object, as for a `View`.
+    pub(crate) fn slice(&self, at: u64, len: usize) -> io::Result<&[u8]> {
+        let ptr = self.ptr(at, len)?;
+        // SAFETY: the bytes lie inside the live mapping (checked by `ptr`),
+        // which outlives `&self`; concurrent changes by others are the
+        // object's constructor contract, as for views.
+        Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+    }
+
+    /// Faults in the pages of `range`, blocking. Call it off the async workers.
+    pub(crate) fn populate(&self, range: Range<u64>, how: Populate) -> io::Result<()> {
+        let len = (range.end - range.start) as usize;
+        let ptr = self.ptr(range.start, len)?;
+        // SAFETY: the range lies inside the live mapping (checked by `ptr`).
+        // A failure (pages past the end of the file) changes no mapping, so
+        // it does not poison the region.
+        unsafe { sys::populate(ptr, len, how) }
+    }
+
+    /// Whether every page of `range` is in memory (a hint; see
+    /// [`sys::mincore_is_truthful`]).
+    pub(crate) fn is_resident(&self, range: Range<u64>) -> io::Result<bool> {
+        let len = (range.end - range.start) as usize;
+        let ptr = self.ptr(range.start, len)?;
+        // SAFETY: the range lies inside the live mapping (checked by `ptr`).
+        unsafe { sys::is_resident(ptr, len) }
+    }
+}
+
+/// Bytes `start..start + len` of a region, kept alive by an `Arc`: the owner
+/// behind a zero-copy [`bytes::Bytes`].
+#[derive(Debug)]
+pub(crate) struct RegionSlice {
+    region: Arc<Region>,
+    start: u64,
+    len: usize,
+}
+
+impl RegionSlice {
+    /// Checks the bounds and poisoning once, up front.
+    pub(crate) fn new(region: Arc<Region>, start: u64, len: usize) -> io::Result<Self> {
+        region.slice(start, len)?;
+        Ok(Self { region, start, len })
+    }
+}
+
+impl AsRef<[u8]> for RegionSlice {
+    fn as_ref(&self) -> &[u8] {
+        let ptr = self.region.map.as_ptr();
+        // SAFETY: `new` checked that the bytes lie inside the mapping, which
+        // `self.region` keeps alive; poisoning later only swaps in zero pages,
+        // which stay readable.
+        unsafe { std::slice::from_raw_parts(ptr.add(self.start as usize), self.len) }
+    }
+}

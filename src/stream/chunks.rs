@@ -1,0 +1,63 @@
+//! [`Chunks`]: a stream view as a `Stream` of zero-copy `Bytes`.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::region::RegionSlice;
+use crate::stream::ViewStream;
+
+/// The rest of a [`ViewStream`] as `Bytes` chunks that point into the mapping
+/// (no copy) and keep it alive. Made by [`ViewStream::chunks`].
+///
+/// Each chunk is at most the requested size and covers only pages that the
+/// background prefetcher made resident, so the consumer of a chunk does not
+/// fault on the disk either. After an error the stream ends.
+#[derive(Debug)]
+pub struct Chunks {
+    stream: ViewStream,
+    size: usize,
+    done: bool,
+}
+
+impl Chunks {
+    pub(crate) fn new(stream: ViewStream, size: usize) -> Self {
+        Self {
+            stream,
+            size,
+            done: false,
+        }
+    }
+
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        if self.size == 0 {
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "chunk size must be at least 1 byte",
+            ))));
+        }
+        let Some((start, len)) = ready!(self.stream.poll_next_span(cx, self.size))? else {
+            return Poll::Ready(None);
+        };
+        let owner = RegionSlice::new(self.stream.region().clone(), start, len)?;
+        self.stream.consume_bytes(len);
+        Poll::Ready(Some(Ok(Bytes::from_owner(owner))))
+    }
+}
+
+impl Stream for Chunks {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let item = ready!(this.poll_chunk(cx));
+        this.done = !matches!(item, Some(Ok(_)));
+        Poll::Ready(item)
+    }
+}

@@ -1,0 +1,275 @@
+//! Stream access views: [`ViewStream`], a sequential, async view of part of a
+//! mapping object.
+//!
+//! A stream maps its range once into a [`Region`] and moves a cursor over it.
+//! Its background prefetcher ([`prefetch`]) makes the pages ahead of the
+//! cursor resident on tokio's blocking pool, and the poll functions touch
+//! only bytes it has vouched for, so a poll never waits on the disk:
+//!
+//! ```text
+//!   poll_read / poll_fill_buf / Chunks::poll_next
+//!        │ bytes resident at the cursor?
+//!        ├── yes: copy out (guarded) / lend a slice / hand out a Bytes
+//!        └── no : park the waker, return Pending (a "stall")
+//!                      ▲
+//!   blocking pool:  MADV_POPULATE_READ(next window) ── wake ──┘
+//! ```
+
+mod chunks;
+mod options;
+mod prefetch;
+
+use std::any::Any;
+use std::fmt;
+use std::io::{self, SeekFrom};
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncSeek, ReadBuf};
+use tokio::runtime::Handle;
+use tokio::task::coop;
+
+use crate::object::Object;
+use crate::range::Span;
+use crate::region::Region;
+
+pub use chunks::Chunks;
+pub use options::StreamOptions;
+use prefetch::{Prefetcher, Window};
+
+/// A sequential, async view of part of a [`MappedFile`](crate::MappedFile),
+/// made by [`MappedFile::stream`](crate::MappedFile::stream).
+///
+/// Implements [`AsyncRead`], [`AsyncBufRead`] (whose `fill_buf` lends the
+/// mapping's own bytes, no copy) and [`AsyncSeek`]; [`chunks`](Self::chunks)
+/// turns it into a stream of zero-copy [`Bytes`](bytes::Bytes). A background
+/// task on tokio's blocking pool makes the pages ahead of the cursor resident,
+/// so polls never block the async worker on the disk: when the cursor catches
+/// up with the prefetcher, a poll returns `Pending` and is woken once the next
+/// window is in memory.
+///
+/// Reads copy through a guard that turns a truncated file into an
+/// `UnexpectedEof` error instead of a `SIGBUS` crash.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use tokio::io::AsyncReadExt;
+///
+/// let map = mapview::MappedFile::anonymous(10_000)?;
+/// map.view_mut(5000..5005)?.copy_from_slice(b"hello");
+/// let mut stream = map.stream(5000..)?;
+/// let mut hello = [0u8; 5];
+/// stream.read_exact(&mut hello).await?;
+/// assert_eq!(&hello, b"hello");
+/// assert_eq!(stream.position(), 5);
+/// # Ok(())
+/// # }
+/// ```
+pub struct ViewStream {
+    region: Arc<Region>,
+    pos: u64,
+    prefetch: Prefetcher,
+}
+
+/// Counters of a stream's background work, from [`ViewStream::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Bytes the stream found or made resident ahead of its cursor.
+    pub prefetched_bytes: u64,
+    /// Bytes written back to the file behind the cursor.
+    pub flushed_bytes: u64,
+    /// Polls that returned `Pending` because the pages ahead were not yet
+    /// resident.
+    pub stalls: u64,
+}
+
+/// Tells whether the background work of a stream has ended, from
+/// [`ViewStream::background`]. It ends soon after the stream is dropped (a
+/// job in flight finishes its window first).
+#[derive(Debug, Clone)]
+pub struct BackgroundWatch(Weak<dyn Any + Send + Sync>);
+
+impl BackgroundWatch {
+    /// Whether no background job of the stream is running or queued.
+    pub fn is_finished(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
+impl ViewStream {
+    pub(crate) fn new(
+        object: Arc<Object>,
+        span: Span,
+        options: &StreamOptions,
+    ) -> io::Result<Self> {
+        let runtime = Handle::try_current().map_err(|_| {
+            io::Error::other("MappedFile::stream must be called inside a tokio runtime")
+        })?;
+        let region = Arc::new(Region::new(object, span)?);
+        let window = Window {
+            initial: options.read_ahead,
+            max: options.max_read_ahead,
+        };
+        Ok(Self {
+            prefetch: Prefetcher::new(Arc::clone(&region), runtime, window),
+            region,
+            pos: 0,
+        })
+    }
+
+    /// The cursor, relative to the start of the stream's range.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The length of the stream's range in bytes.
+    #[allow(clippy::len_without_is_empty)] // a stream is never empty
+    pub fn len(&self) -> u64 {
+        self.region.len()
+    }
+
+    /// Counters of the stream's background work so far.
+    pub fn stats(&self) -> StreamStats {
+        StreamStats {
+            prefetched_bytes: self.prefetch.prefetched_bytes,
+            flushed_bytes: 0,
+            stalls: self.prefetch.stalls,
+        }
+    }
+
+    /// A handle that tells when this stream's background work has ended.
+    pub fn background(&self) -> BackgroundWatch {
+        BackgroundWatch(self.prefetch.watch())
+    }
+
+    /// The rest of the stream as zero-copy [`Bytes`](bytes::Bytes) of at
+    /// most `size` bytes each, pointing into the mapping and keeping it
+    /// alive. A `size` of 0 yields one `InvalidInput` error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use futures::TryStreamExt;
+    ///
+    /// let map = mapview::MappedFile::anonymous(10_000)?;
+    /// let chunks: Vec<bytes::Bytes> = map.stream(..)?.chunks(4096).try_collect().await?;
+    /// assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [4096, 4096, 1808]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn chunks(self, size: usize) -> Chunks {
+        Chunks::new(self, size)
+    }
+
+    pub(crate) fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    /// Waits until bytes at the cursor are resident, and returns where they
+    /// start in the region and how many (at most `max`) there are. `None` at
+    /// the end of the stream.
+    fn poll_next_span(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<Option<(u64, usize)>>> {
+        if self.pos >= self.len() {
+            return Poll::Ready(Ok(None));
+        }
+        let progress = ready!(coop::poll_proceed(cx));
+        let available = ready!(self.prefetch.poll_available(cx, self.pos))?;
+        progress.made_progress();
+        let len = available.min(max as u64) as usize;
+        Poll::Ready(Ok(Some((self.pos, len))))
+    }
+
+    /// Moves the cursor forward by `len` bytes (not past the end).
+    fn consume_bytes(&mut self, len: usize) {
+        self.pos = self
+            .pos
+            .saturating_add(len as u64)
+            .min(self.len().max(self.pos));
+    }
+}
+
+impl AsyncRead for ViewStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let Some((start, len)) = ready!(this.poll_next_span(cx, buf.remaining()))? else {
+            return Poll::Ready(Ok(()));
+        };
+        // SAFETY: we only write initialised bytes into the unfilled part and
+        // mark exactly those as initialised below.
+        let unfilled = unsafe { buf.unfilled_mut() };
+        // SAFETY: `unfilled` holds at least `len` bytes (len <= remaining) and
+        // is the caller's buffer, disjoint from the mapping.
+        unsafe {
+            this.region
+                .copy_out(start, unfilled.as_mut_ptr().cast(), len)?
+        };
+        // SAFETY: `copy_out` initialised the first `len` unfilled bytes.
+        unsafe { buf.assume_init(len) };
+        buf.advance(len);
+        this.consume_bytes(len);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncBufRead for ViewStream {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        match ready!(this.poll_next_span(cx, usize::MAX))? {
+            Some((start, len)) => Poll::Ready(this.region.slice(start, len)),
+            None => Poll::Ready(Ok(&[])),
+        }
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        self.get_mut().consume_bytes(amt);
+    }
+}
+
+impl AsyncSeek for ViewStream {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
+        let this = self.get_mut();
+        let target = match position {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::End(delta) => this.len().checked_add_signed(delta),
+            SeekFrom::Current(delta) => this.pos.checked_add_signed(delta),
+        };
+        this.pos = target.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("seek to {position:?} is before the start of the stream"),
+            )
+        })?;
+        Ok(())
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        Poll::Ready(Ok(self.pos))
+    }
+}
+
+impl fmt::Debug for ViewStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ViewStream")
+            .field("position", &self.pos)
+            .field("len", &self.len())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

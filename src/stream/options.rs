@@ -1,0 +1,49 @@
+//! [`StreamOptions`]: the tuning knobs of a stream view.
+
+/// Settings for [`MappedFile::stream_with`](crate::MappedFile::stream_with).
+///
+/// # Examples
+///
+/// ```
+/// let options = mapview::StreamOptions::new().read_ahead(8 << 20);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamOptions {
+    pub(crate) read_ahead: u64,
+    pub(crate) max_read_ahead: u64,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            read_ahead: 2 << 20,
+            max_read_ahead: 32 << 20,
+        }
+    }
+}
+
+impl StreamOptions {
+    /// The defaults: a 2 MiB read-ahead window that may grow to 32 MiB.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The initial read-ahead window in bytes: how far ahead of the cursor
+    /// the background task makes pages resident. It doubles each time the
+    /// reader catches up with it, up to
+    /// [`max_read_ahead`](StreamOptions::max_read_ahead). Raised to the
+    /// maximum if larger.
+    pub fn read_ahead(mut self, bytes: u64) -> Self {
+        self.read_ahead = bytes.max(1);
+        self.max_read_ahead = self.max_read_ahead.max(self.read_ahead);
+        self
+    }
+
+    /// The largest the read-ahead window grows to, in bytes.
+    pub fn max_read_ahead(mut self, bytes: u64) -> Self {
+        self.max_read_ahead = bytes.max(1);
+        self.read_ahead = self.read_ahead.min(self.max_read_ahead);
+        self
+    }
+}

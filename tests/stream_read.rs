@@ -1,0 +1,386 @@
+//! Stream views, read side: content, prefetch behaviour, truncation, drop,
+//! and bad input.
+
+mod common;
+
+use std::io::{ErrorKind, SeekFrom};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use mapview::{MappedFile, StreamOptions, ViewStream};
+use proptest::prelude::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
+use tokio_test::{assert_pending, assert_ready};
+
+use common::{evict, pattern_file, resident_pages};
+
+/// Sizes that are and are not page multiples, and start offsets that are and
+/// are not page-aligned.
+const CASES: &[(usize, u64)] = &[
+    (1, 0),
+    (4095, 0),
+    (4096, 1),
+    (100_003, 4097),
+    (3 << 20, 12_345),
+];
+
+fn open(path: &std::path::Path) -> MappedFile {
+    unsafe { MappedFile::open(path) }.unwrap()
+}
+
+#[tokio::test]
+async fn read_to_end_returns_exactly_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    for &(len, start) in CASES {
+        let (path, data) = pattern_file(dir.path(), len + start as usize);
+        let map = open(&path);
+        let mut stream = map.stream(start..).unwrap();
+        assert_eq!(stream.len(), len as u64);
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, &data[start as usize..], "len {len} start {start}");
+        assert_eq!(stream.position(), len as u64);
+    }
+}
+
+#[tokio::test]
+async fn fill_buf_and_consume_lend_the_mapping_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for &(len, start) in CASES {
+        let (path, data) = pattern_file(dir.path(), len + start as usize);
+        let map = open(&path);
+        let mut stream = map
+            .stream_with(start.., &StreamOptions::new().read_ahead(64 << 10))
+            .unwrap();
+        let mut out = Vec::new();
+        loop {
+            let buf = stream.fill_buf().await.unwrap();
+            if buf.is_empty() {
+                break;
+            }
+            let take = buf.len().min(10_000);
+            out.extend_from_slice(&buf[..take]);
+            stream.consume(take);
+        }
+        assert_eq!(out, &data[start as usize..]);
+    }
+}
+
+#[tokio::test]
+async fn tokio_io_copy_and_chunks_return_exactly_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    for &(len, start) in CASES {
+        let (path, data) = pattern_file(dir.path(), len + start as usize + 100);
+        let map = open(&path);
+        let end = start + len as u64;
+        let mut copied = Vec::new();
+        tokio::io::copy(&mut map.stream(start..end).unwrap(), &mut copied)
+            .await
+            .unwrap();
+        assert_eq!(copied, &data[start as usize..end as usize]);
+
+        let chunks: Vec<bytes::Bytes> = map
+            .stream(start..end)
+            .unwrap()
+            .chunks(5000)
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= 5000));
+        assert_eq!(chunks.concat(), &data[start as usize..end as usize]);
+    }
+}
+
+#[tokio::test]
+async fn chunks_keep_the_mapping_alive_after_everything_else_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), 50_000);
+    let map = open(&path);
+    let mut chunks = map.stream(..).unwrap().chunks(1 << 20);
+    let chunk = chunks.try_next().await.unwrap().unwrap();
+    drop(chunks);
+    drop(map);
+    assert_eq!(&chunk[..], &data[..]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn random_reads_and_seeks_match_the_bytes_in_memory(
+        len in 1usize..70_000,
+        start in 0u64..5000,
+        ops in prop::collection::vec((0u8..4, any::<u32>()), 1..40),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, data) = pattern_file(dir.path(), len + start as usize);
+        let model = &data[start as usize..];
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let map = open(&path);
+            let options = StreamOptions::new().read_ahead(8192).max_read_ahead(32_768);
+            let mut stream = map.stream_with(start.., &options).unwrap();
+            let mut pos = 0usize;
+            for (op, arg) in ops {
+                match op {
+                    0 => {
+                        let mut buf = vec![0; arg as usize % 20_000];
+                        let n = stream.read(&mut buf).await.unwrap();
+                        let expect = model.len().saturating_sub(pos).min(buf.len());
+                        prop_assert!(n <= expect && (n > 0 || expect == 0));
+                        prop_assert_eq!(&buf[..n], &model[pos..pos + n]);
+                        pos += n;
+                    }
+                    1 => {
+                        let target = arg as usize % (model.len() + 100);
+                        let got = stream.seek(SeekFrom::Start(target as u64)).await.unwrap();
+                        prop_assert_eq!(got, target as u64);
+                        pos = target;
+                    }
+                    2 => {
+                        let back = (arg as usize % 3000).min(pos);
+                        stream.seek(SeekFrom::Current(-(back as i64))).await.unwrap();
+                        pos -= back;
+                    }
+                    _ => {
+                        let from_end = arg as usize % (model.len() + 1);
+                        stream.seek(SeekFrom::End(-(from_end as i64))).await.unwrap();
+                        pos = model.len() - from_end;
+                    }
+                }
+                prop_assert_eq!(stream.position(), pos as u64);
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// Polls `task` until it has been woken, or panics after a generous timeout.
+fn wait_until_woken<T: std::future::Future>(task: &tokio_test::task::Spawn<T>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !task.is_woken() {
+        assert!(
+            Instant::now() < deadline,
+            "the prefetcher never woke the task"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn cold_pages_make_the_first_poll_pending_and_the_prefetcher_wakes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 8 << 20;
+    let (path, data) = pattern_file(dir.path(), len);
+    evict(&path);
+    assert!(
+        resident_pages(&path, 0..len) < len / 4096 / 2,
+        "eviction failed"
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let map = open(&path);
+    let window = 1 << 20;
+    let mut stream = {
+        let _guard = runtime.enter();
+        map.stream_with(
+            ..,
+            &StreamOptions::new()
+                .read_ahead(window)
+                .max_read_ahead(window),
+        )
+        .unwrap()
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    {
+        let mut read = tokio_test::task::spawn(stream.read(&mut buf));
+        assert_pending!(read.poll());
+        wait_until_woken(&read);
+        let n = assert_ready!(read.poll()).unwrap();
+        assert_eq!(n, 64 << 10);
+    }
+    assert_eq!(&buf[..], &data[..64 << 10]);
+    let stats = stream.stats();
+    assert_eq!(stats.stalls, 1);
+    assert!(stats.prefetched_bytes >= window);
+
+    // The pages of the first window are resident now, and the prefetcher
+    // goes on with the next window while the reader is still in the first.
+    assert_eq!(
+        resident_pages(&path, 0..window as usize),
+        window as usize / 4096
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let next = window as usize..2 * window as usize;
+    while resident_pages(&path, next.clone()) < next.len() / 4096 {
+        assert!(
+            Instant::now() < deadline,
+            "the next window was never prefetched"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[tokio::test]
+async fn hot_pages_are_read_without_any_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), 4 << 20);
+    std::fs::read(&path).unwrap(); // in the page cache now
+    let map = open(&path);
+    let mut stream = map.stream(..).unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    assert_eq!(out, data);
+    assert_eq!(stream.stats().stalls, 0);
+    assert_eq!(stream.stats().prefetched_bytes, 4 << 20);
+}
+
+async fn read_after_truncation(options: StreamOptions) -> std::io::Error {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 8 << 20;
+    let (path, _) = pattern_file(dir.path(), len);
+    let map = open(&path);
+    let mut stream = map.stream_with(.., &options).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    stream.read_exact(&mut buf).await.unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => panic!("EOF instead of an error"),
+            Ok(_) => continue,
+            Err(e) => return e,
+        }
+    }
+}
+
+#[tokio::test]
+async fn truncation_under_prefetched_pages_is_an_error_not_a_crash() {
+    // The whole file is prefetched before the truncation: the copy itself
+    // meets the missing pages (SIGBUS, absorbed by the guard).
+    let err = read_after_truncation(StreamOptions::new().read_ahead(64 << 20)).await;
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+}
+
+#[tokio::test]
+async fn truncation_ahead_of_the_prefetcher_is_an_error_not_a_crash() {
+    // Small windows: the prefetcher meets the missing pages (EFAULT).
+    let options = StreamOptions::new()
+        .read_ahead(64 << 10)
+        .max_read_ahead(64 << 10);
+    let err = read_after_truncation(options).await;
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+}
+
+#[tokio::test]
+async fn a_poisoned_stream_keeps_failing_after_a_seek_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = pattern_file(dir.path(), 4 << 20);
+    let map = open(&path);
+    let mut stream = map
+        .stream_with(.., &StreamOptions::new().read_ahead(8 << 20))
+        .unwrap();
+    let mut buf = vec![0u8; 8192];
+    stream.read_exact(&mut buf).await.unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    assert!(stream.read_exact(&mut buf).await.is_err());
+    stream.seek(SeekFrom::Start(0)).await.unwrap();
+    let err = stream.read_exact(&mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+}
+
+#[test]
+fn dropping_a_stream_ends_its_background_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 16 << 20;
+    let (path, _) = pattern_file(dir.path(), len);
+    evict(&path);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let map = open(&path);
+    let mut stream = {
+        let _guard = runtime.enter();
+        map.stream_with(.., &StreamOptions::new().read_ahead(4 << 20))
+            .unwrap()
+    };
+    let watch = stream.background();
+    let mut buf = [0u8; 100];
+    let mut read = tokio_test::task::spawn(stream.read(&mut buf));
+    assert_pending!(read.poll()); // a job is in flight now
+    drop(read);
+    assert!(!watch.is_finished());
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !watch.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "background work outlived the stream"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Nothing was prefetched past the window in flight at the drop.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(resident_pages(&path, 8 << 20..len) == 0);
+}
+
+#[tokio::test]
+async fn seeking_before_the_start_is_invalid_input_and_past_the_end_reads_eof() {
+    let map = MappedFile::anonymous(10_000).unwrap();
+    let mut stream = map.stream(100..200).unwrap();
+    let err = stream.seek(SeekFrom::Current(-1)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = stream.seek(SeekFrom::End(-101)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(stream.position(), 0);
+    assert_eq!(stream.seek(SeekFrom::End(50)).await.unwrap(), 150);
+    let mut buf = [0u8; 10];
+    assert_eq!(stream.read(&mut buf).await.unwrap(), 0);
+    assert!(stream.fill_buf().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_stream_arguments_are_clear_errors() {
+    let map = MappedFile::anonymous(10_000).unwrap();
+    for err in [
+        map.stream(5..5).unwrap_err(),
+        map.stream(..10_001).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+    let mut chunks = map.stream(..).unwrap().chunks(0);
+    let err = chunks.try_next().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(chunks.try_next().await.unwrap().is_none());
+}
+
+#[test]
+fn stream_outside_a_runtime_is_an_error_not_a_panic() {
+    let map = MappedFile::anonymous(100).unwrap();
+    let err = map.stream(..).unwrap_err();
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+}
+
+#[test]
+fn stream_types_are_send_and_unpin() {
+    fn check<T: Send + Unpin>() {}
+    fn check_sync<T: Sync>() {}
+    check::<ViewStream>();
+    check_sync::<ViewStream>();
+    check::<mapview::Chunks>();
+    check_sync::<mapview::BackgroundWatch>();
+    check_sync::<mapview::StreamStats>();
+}
