@@ -28,6 +28,8 @@ use crate::sys::{self, Guarded, Populate};
 #[derive(Debug)]
 pub(crate) struct Region {
     map: MmapRaw,
+    /// Where the region starts in the object.
+    offset: u64,
     object: Arc<Object>,
     poisoned: AtomicBool,
 }
@@ -36,6 +38,7 @@ impl Region {
     pub(crate) fn new(object: Arc<Object>, span: Span) -> io::Result<Self> {
         Ok(Self {
             map: object.map_raw(span)?,
+            offset: span.start,
             object,
             poisoned: AtomicBool::new(false),
         })
@@ -90,7 +93,6 @@ impl Region {
     }
 
     /// Copies `src` into the region at `at`. The object must be writable.
-    #[allow(dead_code)] // used by stream writes, next
     pub(crate) fn copy_in(&self, at: u64, src: &[u8]) -> io::Result<()> {
         let dst = self.ptr(at, src.len())?;
         // SAFETY: `dst` covers `src.len()` bytes of a writable mapping
@@ -123,6 +125,21 @@ impl Region {
         // A failure (pages past the end of the file) changes no mapping, so
         // it does not poison the region.
         unsafe { sys::populate(ptr, len, how) }
+    }
+
+    /// Starts writing the dirty pages of `range` to the file, and with
+    /// `wait` waits for that I/O (not durable: no metadata, no disk cache
+    /// flush). Blocking.
+    pub(crate) fn write_back(&self, range: Range<u64>, wait: bool) -> io::Result<()> {
+        let len = range.end - range.start;
+        sys::write_back(&self.object.file, self.offset + range.start, len, wait)
+    }
+
+    /// Makes the bytes of `range` durable in the file (`msync(MS_SYNC)`).
+    /// Blocking.
+    pub(crate) fn sync(&self, range: Range<u64>) -> io::Result<()> {
+        self.map
+            .flush_range(range.start as usize, (range.end - range.start) as usize)
     }
 
     /// Whether every page of `range` is in memory (a hint; see

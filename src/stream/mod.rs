@@ -16,27 +16,30 @@
 //! ```
 
 mod chunks;
+mod job;
 mod options;
 mod prefetch;
+mod writeback;
 
-use std::any::Any;
 use std::fmt;
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncBufRead, AsyncRead, AsyncSeek, ReadBuf};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use tokio::runtime::Handle;
 use tokio::task::coop;
 
-use crate::object::Object;
+use crate::object::{Access, Object};
 use crate::range::Span;
 use crate::region::Region;
+use crate::sys::Populate;
 
 pub use chunks::Chunks;
 pub use options::StreamOptions;
 use prefetch::{Prefetcher, Window};
+use writeback::Writeback;
 
 /// A sequential, async view of part of a [`MappedFile`](crate::MappedFile),
 /// made by [`MappedFile::stream`](crate::MappedFile::stream).
@@ -73,6 +76,28 @@ pub struct ViewStream {
     region: Arc<Region>,
     pos: u64,
     prefetch: Prefetcher,
+    writeback: Writeback,
+    shut_down: bool,
+    /// Held by every background job; the watch sees it go.
+    liveness: Arc<()>,
+}
+
+/// How many bytes of copying cost one unit of tokio's cooperative budget.
+/// With one unit per poll, a task reading 64 KiB at a time from hot pages
+/// would run through 8 MiB (128 polls) before yielding to the other tasks of
+/// its thread; charging by the byte makes it yield every 1 MiB.
+const BYTES_PER_BUDGET_UNIT: usize = 8 << 10;
+
+/// Takes one unit of the task's cooperative budget per
+/// [`BYTES_PER_BUDGET_UNIT`] of `bytes` (at least one, at most 64): `Pending`
+/// when the budget is spent, so the task yields. The last unit comes back if
+/// the returned guard is dropped without `made_progress`.
+fn poll_budget(cx: &mut Context<'_>, bytes: usize) -> Poll<coop::RestoreOnPending> {
+    let units = (bytes / BYTES_PER_BUDGET_UNIT).clamp(1, 64);
+    for _ in 1..units {
+        ready!(coop::poll_proceed(cx)).made_progress();
+    }
+    coop::poll_proceed(cx)
 }
 
 /// Counters of a stream's background work, from [`ViewStream::stats`].
@@ -80,8 +105,11 @@ pub struct ViewStream {
 pub struct StreamStats {
     /// Bytes the stream found or made resident ahead of its cursor.
     pub prefetched_bytes: u64,
-    /// Bytes written back to the file behind the cursor.
+    /// Bytes written back to the file behind the cursor (and by flushes).
     pub flushed_bytes: u64,
+    /// Bytes written and not yet known to be on the disk; stays under
+    /// [`StreamOptions::dirty_limit`] for file-backed streams.
+    pub dirty_bytes: u64,
     /// Polls that returned `Pending` because the pages ahead were not yet
     /// resident.
     pub stalls: u64,
@@ -91,7 +119,7 @@ pub struct StreamStats {
 /// [`ViewStream::background`]. It ends soon after the stream is dropped (a
 /// job in flight finishes its window first).
 #[derive(Debug, Clone)]
-pub struct BackgroundWatch(Weak<dyn Any + Send + Sync>);
+pub struct BackgroundWatch(Weak<()>);
 
 impl BackgroundWatch {
     /// Whether no background job of the stream is running or queued.
@@ -110,14 +138,30 @@ impl ViewStream {
             io::Error::other("MappedFile::stream must be called inside a tokio runtime")
         })?;
         let region = Arc::new(Region::new(object, span)?);
+        let liveness = Arc::new(());
         let window = Window {
             initial: options.read_ahead,
             max: options.max_read_ahead,
         };
+        let prefetch = Prefetcher::new(
+            Arc::clone(&region),
+            runtime.clone(),
+            Arc::clone(&liveness),
+            window,
+        );
+        let writeback = Writeback::new(
+            Arc::clone(&region),
+            runtime,
+            Arc::clone(&liveness),
+            options.dirty_limit,
+        );
         Ok(Self {
-            prefetch: Prefetcher::new(Arc::clone(&region), runtime, window),
+            prefetch,
+            writeback,
             region,
             pos: 0,
+            shut_down: false,
+            liveness,
         })
     }
 
@@ -136,14 +180,15 @@ impl ViewStream {
     pub fn stats(&self) -> StreamStats {
         StreamStats {
             prefetched_bytes: self.prefetch.prefetched_bytes,
-            flushed_bytes: 0,
+            flushed_bytes: self.writeback.flushed_bytes,
+            dirty_bytes: self.writeback.dirty_bytes(),
             stalls: self.prefetch.stalls,
         }
     }
 
     /// A handle that tells when this stream's background work has ended.
     pub fn background(&self) -> BackgroundWatch {
-        BackgroundWatch(self.prefetch.watch())
+        BackgroundWatch(Arc::downgrade(&self.liveness))
     }
 
     /// The rest of the stream as zero-copy [`Bytes`](bytes::Bytes) of at
@@ -173,17 +218,19 @@ impl ViewStream {
 
     /// Waits until bytes at the cursor are resident, and returns where they
     /// start in the region and how many (at most `max`) there are. `None` at
-    /// the end of the stream.
+    /// the end of the stream. Charges the task's cooperative budget as for
+    /// copying `cost` bytes.
     fn poll_next_span(
         &mut self,
         cx: &mut Context<'_>,
         max: usize,
+        cost: usize,
     ) -> Poll<io::Result<Option<(u64, usize)>>> {
         if self.pos >= self.len() {
             return Poll::Ready(Ok(None));
         }
-        let progress = ready!(coop::poll_proceed(cx));
-        let available = ready!(self.prefetch.poll_available(cx, self.pos))?;
+        let progress = ready!(poll_budget(cx, cost));
+        let available = ready!(self.prefetch.poll_available(cx, self.pos, Populate::Read))?;
         progress.made_progress();
         let len = available.min(max as u64) as usize;
         Poll::Ready(Ok(Some((self.pos, len))))
@@ -208,7 +255,8 @@ impl AsyncRead for ViewStream {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        let Some((start, len)) = ready!(this.poll_next_span(cx, buf.remaining()))? else {
+        let Some((start, len)) = ready!(this.poll_next_span(cx, buf.remaining(), buf.remaining()))?
+        else {
             return Poll::Ready(Ok(()));
         };
         // SAFETY: we only write initialised bytes into the unfilled part and
@@ -228,10 +276,69 @@ impl AsyncRead for ViewStream {
     }
 }
 
+impl ViewStream {
+    /// `PermissionDenied` on a read-only map, `BrokenPipe` after shutdown.
+    fn check_writable(&self) -> io::Result<()> {
+        if self.region.object().access == Access::Read {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the stream's mapping object was opened with Access::Read",
+            ));
+        }
+        if self.shut_down {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write to a stream after shutdown",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AsyncWrite for ViewStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.check_writable()?;
+        if buf.is_empty() || this.pos >= this.len() {
+            return Poll::Ready(Ok(0));
+        }
+        let progress = ready!(poll_budget(cx, buf.len()));
+        let room = ready!(this.writeback.poll_room(cx))?;
+        let available = ready!(this.prefetch.poll_available(cx, this.pos, Populate::Write))?;
+        progress.made_progress();
+        let len = (buf.len() as u64).min(available).min(room) as usize;
+        this.region.copy_in(this.pos, &buf[..len])?;
+        this.writeback.record(this.pos..this.pos + len as u64);
+        this.pos += len as u64;
+        Poll::Ready(Ok(len))
+    }
+
+    /// Completes when every byte written so far is durable in the file
+    /// (`msync(MS_SYNC)` on the blocking pool); for shared or anonymous
+    /// memory and copy-on-write maps, at once.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().writeback.poll_flush(cx)
+    }
+
+    /// Flushes, then refuses further writes.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.writeback.poll_flush(cx))?;
+        this.shut_down = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl AsyncBufRead for ViewStream {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        match ready!(this.poll_next_span(cx, usize::MAX))? {
+        // The caller consumes the bytes at its own pace; charge as for a
+        // typical 64 KiB read.
+        match ready!(this.poll_next_span(cx, usize::MAX, 64 << 10))? {
             Some((start, len)) => Poll::Ready(this.region.slice(start, len)),
             None => Poll::Ready(Ok(&[])),
         }

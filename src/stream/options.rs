@@ -12,6 +12,7 @@
 pub struct StreamOptions {
     pub(crate) read_ahead: u64,
     pub(crate) max_read_ahead: u64,
+    pub(crate) dirty_limit: u64,
 }
 
 impl Default for StreamOptions {
@@ -19,12 +20,14 @@ impl Default for StreamOptions {
         Self {
             read_ahead: 2 << 20,
             max_read_ahead: 32 << 20,
+            dirty_limit: 64 << 20,
         }
     }
 }
 
 impl StreamOptions {
-    /// The defaults: a 2 MiB read-ahead window that may grow to 32 MiB.
+    /// The defaults: a 2 MiB read-ahead window that may grow to 32 MiB, and
+    /// at most 64 MiB of dirty bytes.
     pub fn new() -> Self {
         Self::default()
     }
@@ -44,6 +47,15 @@ impl StreamOptions {
     pub fn max_read_ahead(mut self, bytes: u64) -> Self {
         self.max_read_ahead = bytes.max(1);
         self.read_ahead = self.read_ahead.min(self.max_read_ahead);
+        self
+    }
+
+    /// The most bytes a writing stream keeps dirty (written, not yet on the
+    /// disk). Writeback starts at a quarter of it; at the limit,
+    /// `poll_write` returns `Pending` until writeback frees room. Applies
+    /// to file-backed, read-write maps.
+    pub fn dirty_limit(mut self, bytes: u64) -> Self {
+        self.dirty_limit = bytes.max(1);
         self
     }
 }

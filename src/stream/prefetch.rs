@@ -20,39 +20,16 @@
 //! window doubles, up to its maximum. `mincore` is not on the steady path:
 //! it costs a page-cache lookup per page.
 
-use std::any::Any;
 use std::io;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::runtime::Handle;
 
 use crate::region::Region;
+use crate::stream::job::JobSlot;
 use crate::sys::{self, Populate};
-
-/// What a finished job reports, and who to wake for it.
-#[derive(Debug, Default)]
-struct Mailbox {
-    finished: Option<(Range<u64>, io::Result<()>)>,
-    waker: Option<Waker>,
-}
-
-/// The state shared between a stream and its job in flight.
-#[derive(Debug)]
-struct Shared {
-    region: Arc<Region>,
-    mailbox: Mutex<Mailbox>,
-    cancelled: AtomicBool,
-}
-
-impl Shared {
-    fn mailbox(&self) -> MutexGuard<'_, Mailbox> {
-        // A job never panics while holding the lock; recover the data anyway.
-        self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// The read-ahead window sizes of a prefetcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +41,12 @@ pub(crate) struct Window {
 /// The stream's side of the prefetcher.
 #[derive(Debug)]
 pub(crate) struct Prefetcher {
-    shared: Arc<Shared>,
-    runtime: Handle,
-    /// Bytes known to be resident.
+    region: Arc<Region>,
+    job: JobSlot<(Range<u64>, Populate)>,
+    /// Bytes known to be resident (for `mode`).
     resident: Range<u64>,
-    /// The range of the job in flight, if any.
-    in_flight: Option<Range<u64>>,
+    /// How the pages are faulted in: for reading, or writable for writing.
+    mode: Populate,
     /// Why the last job failed: reported when the reader gets there.
     error: Option<io::Error>,
     window: u64,
@@ -80,17 +57,18 @@ pub(crate) struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub(crate) fn new(region: Arc<Region>, runtime: Handle, window: Window) -> Self {
+    pub(crate) fn new(
+        region: Arc<Region>,
+        runtime: Handle,
+        liveness: Arc<()>,
+        window: Window,
+    ) -> Self {
         let trust_mincore = sys::mincore_is_truthful(&region.object().file);
         Self {
-            shared: Arc::new(Shared {
-                region,
-                mailbox: Mutex::default(),
-                cancelled: AtomicBool::new(false),
-            }),
-            runtime,
+            region,
+            job: JobSlot::new(runtime, liveness),
             resident: 0..0,
-            in_flight: None,
+            mode: Populate::Read,
             error: None,
             window: window.initial.max(1),
             max_window: window.max.max(window.initial).max(1),
@@ -101,17 +79,25 @@ impl Prefetcher {
     }
 
     fn len(&self) -> u64 {
-        self.shared.region.len()
+        self.region.len()
     }
 
     /// How many bytes from `pos` (which must be below the region's length)
-    /// are resident and safe to touch now. At the resident end, registers the
-    /// waker and returns `Pending` until the next window is in.
+    /// are resident (writable, for `Populate::Write`) and safe to touch now.
+    /// At the resident end, registers the waker and returns `Pending` until
+    /// the next window is in.
     pub(crate) fn poll_available(
         &mut self,
         cx: &mut Context<'_>,
         pos: u64,
+        mode: Populate,
     ) -> Poll<io::Result<u64>> {
+        if mode != self.mode {
+            // Pages faulted in for reading are not yet writable: start over.
+            self.mode = mode;
+            self.resident = pos..pos;
+            self.error = None;
+        }
         loop {
             self.collect();
             if self.resident.contains(&pos) {
@@ -129,10 +115,10 @@ impl Prefetcher {
             if self.take_if_resident(next.clone()) {
                 continue;
             }
-            if self.in_flight.is_none() {
+            if !self.job.is_busy() {
                 self.start(next);
             }
-            if !self.park(cx) {
+            if !self.job.park(cx) {
                 continue; // the job reported back meanwhile
             }
             self.stalls += 1;
@@ -144,7 +130,7 @@ impl Prefetcher {
     /// Starts the next window while the reader is less than one behind.
     fn read_ahead(&mut self, pos: u64) {
         let end = self.resident.end;
-        if self.in_flight.is_some() || self.error.is_some() || end >= self.len() {
+        if self.job.is_busy() || self.error.is_some() || end >= self.len() {
             return;
         }
         if end - pos > self.window {
@@ -154,15 +140,13 @@ impl Prefetcher {
     }
 
     /// Takes `range` as resident at once if `mincore` (where truthful) says
-    /// it is.
+    /// it is. Only for reading: `mincore` cannot tell whether a page is
+    /// mapped writable.
     fn take_if_resident(&mut self, range: Range<u64>) -> bool {
-        let resident = self.trust_mincore
+        let resident = self.mode == Populate::Read
+            && self.trust_mincore
             && self.resident.end == range.start
-            && self
-                .shared
-                .region
-                .is_resident(range.clone())
-                .unwrap_or(false);
+            && self.region.is_resident(range.clone()).unwrap_or(false);
         if resident {
             self.prefetched_bytes += range.end - range.start;
             self.resident.end = range.end;
@@ -172,72 +156,28 @@ impl Prefetcher {
 
     /// Starts a job that populates `range` on the blocking pool.
     fn start(&mut self, range: Range<u64>) {
-        self.in_flight = Some(range.clone());
-        let shared = Arc::clone(&self.shared);
-        // Detached on purpose: the job ends by itself after one window, and
-        // skips its work if the stream is gone by the time it runs.
-        drop(self.runtime.spawn_blocking(move || {
-            if shared.cancelled.load(Ordering::Acquire) {
-                return;
-            }
-            let result = shared.region.populate(range.clone(), Populate::Read);
-            let waker = {
-                let mut mailbox = shared.mailbox();
-                mailbox.finished = Some((range, result));
-                mailbox.waker.take()
-            };
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }));
+        let region = Arc::clone(&self.region);
+        let mode = self.mode;
+        let tag = (range.clone(), mode);
+        self.job.start(tag, move || region.populate(range, mode));
     }
 
     /// Takes in the result of a finished job, if any.
     fn collect(&mut self) {
-        if self.in_flight.is_none() {
-            return;
-        }
-        let Some((range, result)) = self.shared.mailbox().finished.take() else {
+        let Some(((range, mode), result)) = self.job.take() else {
             return;
         };
-        self.in_flight = None;
+        // Only a window that continues the resident range counts; one
+        // started before a seek or a change of mode is stale.
+        if range.start != self.resident.end || mode != self.mode {
+            return;
+        }
         match result {
-            // Only a window that continues the resident range counts; one
-            // started before a seek is stale.
-            Ok(()) if range.start == self.resident.end => {
+            Ok(()) => {
                 self.prefetched_bytes += range.end - range.start;
                 self.resident.end = range.end;
             }
-            Ok(()) => {}
-            Err(error) if range.start == self.resident.end => self.error = Some(error),
-            Err(_) => {}
+            Err(error) => self.error = Some(error),
         }
-    }
-
-    /// Parks the waker for the job in flight. Returns `false` if the job has
-    /// already reported back (poll again instead of sleeping).
-    fn park(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut mailbox = self.shared.mailbox();
-        if mailbox.finished.is_some() {
-            return false;
-        }
-        match &mut mailbox.waker {
-            Some(waker) => waker.clone_from(cx.waker()),
-            None => mailbox.waker = Some(cx.waker().clone()),
-        }
-        true
-    }
-
-    /// A handle that tells when the background work of this prefetcher has
-    /// ended.
-    pub(crate) fn watch(&self) -> Weak<dyn Any + Send + Sync> {
-        let shared: Arc<dyn Any + Send + Sync> = self.shared.clone();
-        Arc::downgrade(&shared)
-    }
-}
-
-impl Drop for Prefetcher {
-    fn drop(&mut self) {
-        self.shared.cancelled.store(true, Ordering::Release);
     }
 }

@@ -133,7 +133,6 @@ pub(crate) enum Guarded {
     /// Copying out of a mapping.
     Source,
     /// Copying into a mapping.
-    #[allow(dead_code)] // used by stream writes, next
     Destination,
 }
 

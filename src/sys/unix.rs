@@ -189,7 +189,6 @@ pub(crate) enum Populate {
     /// Fault pages in for reading (`MADV_POPULATE_READ`).
     Read,
     /// Fault pages in writable, breaking copy-on-write (`MADV_POPULATE_WRITE`).
-    #[allow(dead_code)] // used by stream writes, next
     Write,
 }
 
@@ -226,4 +225,43 @@ pub(crate) unsafe fn populate(addr: *const u8, len: usize, how: Populate) -> io:
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Starts writing the dirty pages of `offset..offset + len` of `file` to the
+/// disk (`sync_file_range(WRITE)`), and with `wait`, waits until they are
+/// written. Neither is durable: no metadata, no disk-cache flush. Blocking:
+/// call it off the async workers.
+#[cfg(target_os = "linux")]
+pub(crate) fn write_back(file: &File, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "range too large",
+        ));
+    };
+    let flags = if wait {
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER
+    } else {
+        libc::SYNC_FILE_RANGE_WRITE
+    };
+    loop {
+        // SAFETY: the descriptor is borrowed for the duration of the call.
+        match check(unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) }) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes the dirty pages of `file` to the disk and waits, where there is no
+/// `sync_file_range` (the whole file's data, durably).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn write_back(file: &File, _offset: u64, _len: u64, _wait: bool) -> io::Result<()> {
+    file.sync_data()
 }

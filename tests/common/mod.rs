@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// that none is left under /dev/shm after the suite.
 pub const SHM_PREFIX: &str = "mapview-test-";
 
-/// A shared-memory name no other test (or test run) uses.
+/// A shared-memory name no other test (or test run) uses. `.ci/run` sets
+/// `MAPVIEW_TEST_RUN` so that it can tell its own leftovers from those of
+/// test runs going on beside it.
 pub fn shm_name(tag: &str) -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{SHM_PREFIX}{}-{tag}-{n}", std::process::id())
+    let run = std::env::var("MAPVIEW_TEST_RUN").unwrap_or_default();
+    format!("{SHM_PREFIX}{run}{}-{tag}-{n}", std::process::id())
 }
 
 /// Whether a shared-memory object of this name exists (Linux: /dev/shm).

@@ -1,0 +1,95 @@
+//! Measures how well a `current_thread` runtime stays responsive while a
+//! task does I/O: a ticker task asks to wake every millisecond and records
+//! how late each wake-up was.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What one measured run did.
+pub struct Run {
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Major page faults (waits on the disk) of the runtime's thread.
+    pub major_faults: i64,
+    /// How late each tick was, sorted.
+    pub lateness: Vec<Duration>,
+}
+
+/// Major page faults taken by the calling thread so far.
+fn major_faults_of_this_thread() -> i64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        usage.ru_majflt
+    }
+}
+
+/// Runs `work` (which returns the bytes it moved) on the current runtime
+/// while a ticker task records its lateness. Call it inside
+/// `block_on` of a `current_thread` runtime.
+pub async fn measure<F>(work: F) -> std::io::Result<Run>
+where
+    F: Future<Output = std::io::Result<u64>>,
+{
+    // (lateness of each tick so far, deadline of the tick now due)
+    let ticks = Arc::new(Mutex::new((Vec::new(), tokio::time::Instant::now())));
+    let ticker = tokio::spawn({
+        let ticks = Arc::clone(&ticks);
+        async move {
+            loop {
+                let deadline = tokio::time::Instant::now() + Duration::from_millis(1);
+                ticks.lock().unwrap().1 = deadline;
+                tokio::time::sleep_until(deadline).await;
+                let late = tokio::time::Instant::now() - deadline;
+                ticks.lock().unwrap().0.push(late);
+            }
+        }
+    });
+    tokio::task::yield_now().await; // let the ticker start
+    let start = Instant::now();
+    let faults_before = major_faults_of_this_thread();
+    let bytes = work.await?;
+    let seconds = start.elapsed().as_secs_f64();
+    let major_faults = major_faults_of_this_thread() - faults_before;
+    ticker.abort();
+    let (mut lateness, due) = ticks.lock().unwrap().clone();
+    // The tick due now has not run yet: if the work never yielded, it has
+    // waited for all of it. Count it too.
+    lateness.push(tokio::time::Instant::now().saturating_duration_since(due));
+    lateness.sort();
+    Ok(Run {
+        bytes,
+        seconds,
+        major_faults,
+        lateness,
+    })
+}
+
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Prints the table header for [`print_row`].
+pub fn print_header() {
+    println!(
+        "{:<36} {:>7} {:>11} {:>6} {:>7} {:>7} {:>7}",
+        "", "MB/s", "maj.faults", "ticks", "p50 ms", "p99 ms", "max ms"
+    );
+}
+
+/// Prints one run as a table row.
+pub fn print_row(name: &str, run: &Run) {
+    println!(
+        "{:<36} {:>7.0} {:>11} {:>6} {:>7.2} {:>7.2} {:>7.2}",
+        name,
+        run.bytes as f64 / run.seconds / 1e6,
+        run.major_faults,
+        run.lateness.len(),
+        percentile_ms(&run.lateness, 0.5),
+        percentile_ms(&run.lateness, 0.99),
+        percentile_ms(&run.lateness, 1.0),
+    );
+}

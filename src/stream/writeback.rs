@@ -1,0 +1,242 @@
+//! The writeback side of a stream view's background work: it writes dirty
+//! ranges behind the cursor to the file, keeps the dirty bytes under a bound
+//! (backpressure), and makes flushes durable.
+//!
+//! Writeback is a two-stage pipeline, so the disk always has the next batch
+//! while the job waits for the previous one:
+//!
+//! ```text
+//!   poll_write ─ copy in ─ record ─> dirty ──(a quarter of the limit)──┐
+//!                                                                      v
+//!   job: sync_file_range(dirty, WRITE)          start the new batch's I/O
+//!        sync_file_range(started, WAIT|WRITE)   wait for the previous one
+//!        -> dirty becomes "started", started becomes clean (flushed_bytes)
+//!
+//!   at the limit (dirty + started + in the job): poll_write is Pending
+//!   until a job frees room.
+//!   poll_flush: job msync(MS_SYNC) of everything written since the last
+//!   flush; Ready only when that succeeded: durable.
+//! ```
+//!
+//! Only file-backed, read-write streams have anything to write back. For
+//! shared or anonymous memory and copy-on-write maps a flush is a memory
+//! fence and writes are never held back. A failed job's error is kept and
+//! returned by the next `poll_write` or `poll_flush`.
+
+use std::io;
+use std::ops::Range;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::runtime::Handle;
+
+use crate::object::{Access, Backing};
+use crate::region::Region;
+use crate::stream::job::JobSlot;
+
+/// Some bytes of a range: the range covers them, `bytes` counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Batch {
+    range: Range<u64>,
+    bytes: u64,
+}
+
+/// The bytes of a batch, if any.
+fn bytes_of(batch: &Option<Batch>) -> u64 {
+    batch.as_ref().map_or(0, |b| b.bytes)
+}
+
+/// The range of a batch, if any.
+fn range_of(batch: &Option<Batch>) -> Option<Range<u64>> {
+    batch.as_ref().map(|b| b.range.clone())
+}
+
+/// What a writeback job did.
+#[derive(Debug)]
+enum FileJob {
+    /// Started the I/O of `start` and waited for that of `wait`.
+    WriteBack {
+        start: Option<Batch>,
+        wait: Option<Batch>,
+    },
+    /// Made `range` durable; `bytes` of it were not yet written back before.
+    Sync { range: Range<u64>, bytes: u64 },
+}
+
+/// The smallest range that covers both.
+fn union(a: Option<Range<u64>>, b: Range<u64>) -> Range<u64> {
+    match a {
+        Some(a) => a.start.min(b.start)..a.end.max(b.end),
+        None => b,
+    }
+}
+
+/// The stream's side of writeback.
+#[derive(Debug)]
+pub(crate) struct Writeback {
+    region: Arc<Region>,
+    job: JobSlot<FileJob>,
+    /// Whether there is a file to write back to.
+    persisted: bool,
+    limit: u64,
+    /// Written, I/O not yet started.
+    dirty: Option<Batch>,
+    /// I/O started by a finished job, not yet known to be done.
+    started: Option<Batch>,
+    /// Bytes of the job in flight.
+    in_job: u64,
+    /// Written since the last durable flush started.
+    unsynced: Option<Range<u64>>,
+    error: Option<io::Error>,
+    pub(crate) flushed_bytes: u64,
+}
+
+impl Writeback {
+    pub(crate) fn new(region: Arc<Region>, runtime: Handle, liveness: Arc<()>, limit: u64) -> Self {
+        let object = region.object();
+        let persisted =
+            object.access == Access::ReadWrite && matches!(object.backing, Backing::Persisted);
+        Self {
+            region,
+            job: JobSlot::new(runtime, liveness),
+            persisted,
+            limit: limit.max(1),
+            dirty: None,
+            started: None,
+            in_job: 0,
+            unsynced: None,
+            error: None,
+            flushed_bytes: 0,
+        }
+    }
+
+    /// Bytes written and not yet known to be on the disk.
+    pub(crate) fn dirty_bytes(&self) -> u64 {
+        bytes_of(&self.dirty) + bytes_of(&self.started) + self.in_job
+    }
+
+    /// How many more bytes may be written now. `Pending` while the dirty
+    /// bytes are at the limit, until writeback frees room.
+    pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        if !self.persisted {
+            return Poll::Ready(Ok(u64::MAX));
+        }
+        loop {
+            self.collect();
+            if let Some(error) = self.error.take() {
+                return Poll::Ready(Err(error));
+            }
+            let used = self.dirty_bytes();
+            if used < self.limit {
+                return Poll::Ready(Ok(self.limit - used));
+            }
+            if !self.job.is_busy() {
+                self.start_write_back();
+            }
+            if self.job.park(cx) {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Records that `range` was written. Starts writing the dirty bytes back
+    /// once they reach a quarter of the limit.
+    pub(crate) fn record(&mut self, range: Range<u64>) {
+        if !self.persisted {
+            return;
+        }
+        let covered = union(range_of(&self.dirty), range.clone());
+        let bytes =
+            (bytes_of(&self.dirty) + range.end - range.start).min(covered.end - covered.start);
+        self.dirty = Some(Batch {
+            range: covered,
+            bytes,
+        });
+        self.unsynced = Some(union(self.unsynced.take(), range));
+        if bytes >= self.limit / 4 && !self.job.is_busy() {
+            self.start_write_back();
+        }
+    }
+
+    /// Starts the I/O of the dirty batch and waits for the started one.
+    fn start_write_back(&mut self) {
+        let start = self.dirty.take();
+        let wait = self.started.take();
+        self.in_job = bytes_of(&start) + bytes_of(&wait);
+        let region = Arc::clone(&self.region);
+        let (start_range, wait_range) = (range_of(&start), range_of(&wait));
+        self.job.start(FileJob::WriteBack { start, wait }, move || {
+            if let Some(range) = start_range {
+                region.write_back(range, false)?;
+            }
+            if let Some(range) = wait_range {
+                region.write_back(range, true)?;
+            }
+            Ok(())
+        });
+    }
+
+    /// Starts making everything written since the last flush durable.
+    fn start_sync(&mut self, range: Range<u64>) {
+        let bytes = self.dirty_bytes();
+        self.dirty = None;
+        self.started = None;
+        self.in_job = bytes;
+        let region = Arc::clone(&self.region);
+        let job = FileJob::Sync {
+            range: range.clone(),
+            bytes,
+        };
+        self.job.start(job, move || region.sync(range));
+    }
+
+    /// Takes in the result of a finished job, if any.
+    fn collect(&mut self) {
+        let Some((job, result)) = self.job.take() else {
+            return;
+        };
+        self.in_job = 0;
+        match (job, result) {
+            (FileJob::WriteBack { start, wait }, Ok(())) => {
+                self.flushed_bytes += bytes_of(&wait);
+                self.started = start;
+            }
+            (FileJob::Sync { bytes, .. }, Ok(())) => self.flushed_bytes += bytes,
+            (FileJob::WriteBack { .. }, Err(error)) => self.keep(error),
+            (FileJob::Sync { range, .. }, Err(error)) => {
+                // Still not durable: the next flush tries again.
+                self.unsynced = Some(union(self.unsynced.take(), range));
+                self.keep(error);
+            }
+        }
+    }
+
+    /// Keeps the first error until a poll reports it.
+    fn keep(&mut self, error: io::Error) {
+        self.error.get_or_insert(error);
+    }
+
+    /// Completes when every byte recorded so far is durable in the file.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.persisted {
+            fence(Ordering::SeqCst);
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            self.collect();
+            if let Some(error) = self.error.take() {
+                return Poll::Ready(Err(error));
+            }
+            if !self.job.is_busy() {
+                let Some(range) = self.unsynced.take() else {
+                    return Poll::Ready(Ok(()));
+                };
+                self.start_sync(range);
+            }
+            if self.job.park(cx) {
+                return Poll::Pending;
+            }
+        }
+    }
+}

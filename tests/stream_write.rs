@@ -1,0 +1,251 @@
+//! Stream views, write side: content on disk, durability across a crash,
+//! backpressure, copy-on-write, shared memory and bad input.
+
+mod common;
+
+use std::future::poll_fn;
+use std::io::{ErrorKind, SeekFrom};
+use std::pin::Pin;
+
+use mapview::{Access, MappedFile, StreamOptions};
+use proptest::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
+
+use common::{child_role, pattern, shm_name, spawn_child, wait_for_line};
+
+fn create(dir: &std::path::Path, len: u64) -> (std::path::PathBuf, MappedFile) {
+    let path = dir.join("out.bin");
+    let map = unsafe { MappedFile::create(&path, len) }.unwrap();
+    (path, map)
+}
+
+#[tokio::test]
+async fn written_bytes_are_on_disk_after_flush_at_odd_offsets_and_sizes() {
+    for &(len, start) in &[(1usize, 0u64), (4095, 1), (4097, 4095), (1_000_003, 12_345)] {
+        let dir = tempfile::tempdir().unwrap();
+        let total = start + len as u64 + 777;
+        let (path, map) = create(dir.path(), total);
+        let data = pattern(len);
+        let mut stream = map.stream(start..start + len as u64).unwrap();
+        stream.write_all(&data).await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(stream.position(), len as u64);
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(&on_disk[start as usize..start as usize + len], &data[..]);
+        assert!(on_disk[..start as usize].iter().all(|&b| b == 0));
+        assert!(on_disk[start as usize + len..].iter().all(|&b| b == 0));
+    }
+}
+
+#[tokio::test]
+async fn writes_are_visible_to_views_and_reads_of_the_same_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_path, map) = create(dir.path(), 100_000);
+    let mut stream = map.stream(50_000..).unwrap();
+    stream.write_all(b"hello, stream").await.unwrap();
+    assert_eq!(&map.view(50_000..50_013).unwrap()[..], b"hello, stream");
+    stream.seek(SeekFrom::Start(7)).await.unwrap();
+    let mut word = [0u8; 6];
+    stream.read_exact(&mut word).await.unwrap();
+    assert_eq!(&word, b"stream");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn mixed_seeks_writes_and_reads_match_an_in_memory_model(
+        len in 1usize..60_000,
+        start in 0u64..5000,
+        ops in prop::collection::vec((0u8..3, any::<u32>(), 1usize..9000), 1..30),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, map) = create(dir.path(), start + len as u64);
+        let mut model = vec![0u8; len];
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let options = StreamOptions::new().read_ahead(8192).dirty_limit(16_384);
+            let mut stream = map.stream_with(start.., &options).unwrap();
+            let mut pos = 0usize;
+            for (op, arg, size) in ops {
+                match op {
+                    0 => {
+                        let data = vec![(arg % 251) as u8 + 1; size];
+                        let n = stream.write(&data).await.unwrap();
+                        let room = size.min(len.saturating_sub(pos));
+                        prop_assert!(n <= room && (n > 0 || room == 0), "wrote {} of {}", n, room);
+                        model[pos..pos + n].copy_from_slice(&data[..n]);
+                        pos += n;
+                    }
+                    1 => {
+                        pos = arg as usize % (len + 10);
+                        stream.seek(SeekFrom::Start(pos as u64)).await.unwrap();
+                    }
+                    _ => {
+                        let mut buf = vec![0u8; size];
+                        let n = stream.read(&mut buf).await.unwrap();
+                        prop_assert_eq!(&buf[..n], &model[pos..pos + n]);
+                        pos += n;
+                    }
+                }
+            }
+            stream.flush().await.unwrap();
+            prop_assert!(stream.stats().dirty_bytes == 0);
+            Ok(())
+        })?;
+        let on_disk = std::fs::read(&path).unwrap();
+        prop_assert_eq!(&on_disk[start as usize..], &model[..]);
+    }
+}
+
+const CRASH_BYTES: usize = 8 << 20;
+
+/// The child side of the crash test: write, flush, say so, wait to be killed.
+#[test]
+fn child_entry() {
+    let Some((role, path)) = child_role() else {
+        return;
+    };
+    assert_eq!(role, "write-flush-wait");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let map = unsafe { MappedFile::create(&path, CRASH_BYTES as u64) }.unwrap();
+        let mut stream = map.stream(..).unwrap();
+        stream.write_all(&pattern(CRASH_BYTES)).await.unwrap();
+        stream.flush().await.unwrap();
+        println!("flushed");
+        std::future::pending::<()>().await;
+    });
+}
+
+#[test]
+fn flushed_bytes_survive_the_writer_being_killed() {
+    let expected = pattern(CRASH_BYTES);
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crash.bin");
+        let mut child = spawn_child("child_entry", "write-flush-wait", path.to_str().unwrap());
+        wait_for_line(&mut child, "flushed");
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert!(
+            on_disk == expected,
+            "round {round}: bytes lost after a flushed write"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_fast_writer_is_held_back_at_the_dirty_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 16 << 20;
+    let limit = 512 << 10;
+    let (path, map) = create(dir.path(), len);
+    let options = StreamOptions::new().dirty_limit(limit);
+    let mut stream = map.stream_with(.., &options).unwrap();
+    let data = pattern(64 << 10);
+    let (mut written, mut max_dirty, mut pending_at_limit) = (0u64, 0u64, 0);
+    while written < len {
+        let n = poll_fn(|cx| {
+            let poll = Pin::new(&mut stream).poll_write(cx, &data);
+            let dirty = stream.stats().dirty_bytes;
+            max_dirty = max_dirty.max(dirty);
+            if poll.is_pending() && dirty >= limit {
+                pending_at_limit += 1;
+            }
+            poll
+        })
+        .await
+        .unwrap();
+        written += n as u64;
+    }
+    stream.flush().await.unwrap();
+    assert!(
+        max_dirty <= limit,
+        "dirty bytes reached {max_dirty} > {limit}"
+    );
+    assert!(pending_at_limit > 0, "the writer was never held back");
+    assert!(stream.stats().flushed_bytes >= len - limit);
+    assert_eq!(stream.stats().dirty_bytes, 0);
+    let on_disk = std::fs::read(&path).unwrap();
+    assert!(on_disk.chunks(data.len()).all(|c| c == &data[..]));
+}
+
+#[tokio::test]
+async fn copy_on_write_streams_never_change_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = pattern(100_000);
+    let path = dir.path().join("cow.bin");
+    std::fs::write(&path, &original).unwrap();
+    let map = unsafe {
+        MappedFile::options()
+            .access(Access::CopyOnWrite)
+            .open(&path)
+    }
+    .unwrap();
+    let mut stream = map.stream(1000..).unwrap();
+    stream.write_all(&[0xAA; 50_000]).await.unwrap();
+    stream.shutdown().await.unwrap();
+    stream.seek(SeekFrom::Start(0)).await.unwrap();
+    let mut back = vec![0u8; 50_000];
+    stream.read_exact(&mut back).await.unwrap();
+    assert!(
+        back.iter().all(|&b| b == 0xAA),
+        "the stream sees its own writes"
+    );
+    drop((stream, map));
+    assert!(std::fs::read(&path).unwrap() == original);
+}
+
+#[tokio::test]
+async fn shared_memory_streams_write_to_every_holder_and_flush_at_once() {
+    let name = shm_name("stream");
+    let writer = unsafe { MappedFile::create_shared(&name, 1 << 20) }.unwrap();
+    let reader = unsafe { MappedFile::open_shared(&name) }.unwrap();
+    let mut stream = writer.stream(4096..).unwrap();
+    stream.write_all(b"through shared memory").await.unwrap();
+    stream.flush().await.unwrap();
+    assert_eq!(
+        &reader.view(4096..4117).unwrap()[..],
+        b"through shared memory"
+    );
+    assert_eq!(stream.stats().dirty_bytes, 0);
+}
+
+#[tokio::test]
+async fn writes_to_read_only_maps_are_permission_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.bin");
+    std::fs::write(&path, pattern(5000)).unwrap();
+    let map = unsafe { MappedFile::open(&path) }.unwrap();
+    let mut stream = map.stream(..).unwrap();
+    let err = stream.write(b"no").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    stream.flush().await.unwrap(); // nothing written, nothing to flush
+}
+
+#[tokio::test]
+async fn writes_at_the_end_return_zero_and_write_all_fails_with_write_zero() {
+    let map = MappedFile::anonymous(10_000).unwrap();
+    let mut stream = map.stream(9990..).unwrap();
+    assert_eq!(stream.write(&[1; 30]).await.unwrap(), 10);
+    assert_eq!(stream.write(&[1; 30]).await.unwrap(), 0);
+    stream.seek(SeekFrom::Start(5)).await.unwrap();
+    let err = stream.write_all(&[2; 30]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WriteZero);
+    stream.seek(SeekFrom::End(100)).await.unwrap();
+    assert_eq!(stream.write(&[3; 30]).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn writes_after_shutdown_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, map) = create(dir.path(), 10_000);
+    let mut stream = map.stream(..).unwrap();
+    stream.write_all(b"last words").await.unwrap();
+    stream.shutdown().await.unwrap();
+    assert_eq!(&std::fs::read(&path).unwrap()[..10], b"last words");
+    let err = stream.write(b"more").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe);
+}
