@@ -77,10 +77,12 @@ mod region;
 mod shm;
 mod stream;
 mod sys;
+mod tail;
 mod view;
 
 pub use bytemuck::Pod;
 pub use map::{MapOptions, MappedFile};
 pub use object::Access;
 pub use stream::{BackgroundWatch, Chunks, StreamOptions, StreamStats, ViewStream};
+pub use tail::Tail;
 pub use view::{View, ViewMut};

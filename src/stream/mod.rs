@@ -18,7 +18,7 @@
 mod chunks;
 mod job;
 mod options;
-mod prefetch;
+pub(crate) mod prefetch;
 mod writeback;
 
 use std::fmt;

@@ -43,6 +43,8 @@ pub(crate) struct Window {
 pub(crate) struct Prefetcher {
     region: Arc<Region>,
     job: JobSlot<(Range<u64>, Populate)>,
+    /// Where prefetching stops.
+    end: u64,
     /// Bytes known to be resident (for `mode`).
     resident: Range<u64>,
     /// How the pages are faulted in: for reading, or writable for writing.
@@ -64,9 +66,11 @@ impl Prefetcher {
         window: Window,
     ) -> Self {
         let trust_mincore = sys::mincore_is_truthful(&region.object().file);
+        let end = region.len();
         Self {
             region,
             job: JobSlot::new(runtime, liveness),
+            end,
             resident: 0..0,
             mode: Populate::Read,
             error: None,
@@ -78,11 +82,22 @@ impl Prefetcher {
         }
     }
 
-    fn len(&self) -> u64 {
-        self.region.len()
+    /// Where prefetching stops: the end of the region, or of the bytes known
+    /// to exist in a growing file.
+    fn end(&self) -> u64 {
+        self.end
     }
 
-    /// How many bytes from `pos` (which must be below the region's length)
+    /// Moves where prefetching stops (for a file that grew or shrank). The
+    /// region must reach that far.
+    pub(crate) fn set_end(&mut self, end: u64) {
+        debug_assert!(end <= self.region.len());
+        self.end = end;
+        self.resident.end = self.resident.end.min(end);
+        self.resident.start = self.resident.start.min(self.resident.end);
+    }
+
+    /// How many bytes from `pos` (which must be below the end)
     /// are resident (writable, for `Populate::Write`) and safe to touch now.
     /// At the resident end, registers the waker and returns `Pending` until
     /// the next window is in.
@@ -111,7 +126,7 @@ impl Prefetcher {
             } else if let Some(error) = self.error.take() {
                 return Poll::Ready(Err(error));
             }
-            let next = pos..(pos + self.window).min(self.len());
+            let next = pos..(pos + self.window).min(self.end());
             if self.take_if_resident(next.clone()) {
                 continue;
             }
@@ -130,13 +145,13 @@ impl Prefetcher {
     /// Starts the next window while the reader is less than one behind.
     fn read_ahead(&mut self, pos: u64) {
         let end = self.resident.end;
-        if self.job.is_busy() || self.error.is_some() || end >= self.len() {
+        if self.job.is_busy() || self.error.is_some() || end >= self.end() {
             return;
         }
         if end - pos > self.window {
             return;
         }
-        self.start(end..(end + self.window).min(self.len()));
+        self.start(end..(end + self.window).min(self.end()));
     }
 
     /// Takes `range` as resident at once if `mincore` (where truthful) says

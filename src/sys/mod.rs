@@ -6,6 +6,8 @@
 //! object, which already has the "gone with the last handle" lifetime).
 
 #[cfg(target_os = "linux")]
+pub(crate) mod inotify;
+#[cfg(target_os = "linux")]
 mod sigbus;
 #[cfg(unix)]
 mod unix;

@@ -1,0 +1,257 @@
+//! Tail: following growing, truncated, renamed and deleted files.
+
+use std::io::{ErrorKind, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mapview::Tail;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+
+type TailLines = Lines<Tail>;
+
+fn follow(path: &Path, start: SeekFrom) -> TailLines {
+    Tail::follow(path, start).unwrap().lines()
+}
+
+/// The next line, or a panic if none comes within 10 s.
+async fn next_line(lines: &mut TailLines) -> String {
+    tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("no line within 10 s")
+        .unwrap()
+        .expect("a tail never ends")
+}
+
+async fn expect_lines(lines: &mut TailLines, expected: impl IntoIterator<Item = String>) {
+    for want in expected {
+        assert_eq!(next_line(lines).await, want);
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix} line {i}")).collect()
+}
+
+fn joined(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[tokio::test]
+async fn bursts_and_partial_lines_arrive_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "old line\n");
+    let mut lines = follow(&path, SeekFrom::End(0));
+    for burst in 0..20 {
+        let batch = numbered(&format!("burst {burst}"), 0..burst * 7 + 1);
+        append(&path, &joined(&batch));
+        expect_lines(&mut lines, batch).await;
+    }
+    append(&path, "half a ");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    append(&path, "line\n");
+    assert_eq!(next_line(&mut lines).await, "half a line");
+}
+
+#[tokio::test]
+async fn start_positions_pick_where_reading_begins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "one\ntwo\nthree\n");
+    let mut all = follow(&path, SeekFrom::Start(0));
+    expect_lines(&mut all, ["one", "two", "three"].map(String::from)).await;
+    let mut last = follow(&path, SeekFrom::End(-6));
+    let mut from_current = follow(&path, SeekFrom::Current(4));
+    append(&path, "four\n");
+    expect_lines(&mut last, ["three", "four"].map(String::from)).await;
+    expect_lines(
+        &mut from_current,
+        ["two", "three", "four"].map(String::from),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_100_mib_append_is_read_completely() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.log");
+    std::fs::write(&path, b"").unwrap();
+    let mut tail = Tail::follow(&path, SeekFrom::Start(0)).unwrap();
+    let line = format!("{}\n", "x".repeat(99));
+    let total = 100 << 20;
+    let writer = {
+        let path = path.clone();
+        let line = line.clone();
+        std::thread::spawn(move || {
+            let block = line.repeat(1 << 14);
+            let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            for _ in 0..total / block.len() {
+                file.write_all(block.as_bytes()).unwrap();
+            }
+        })
+    };
+    let mut read = vec![0u8; total / line.len() / (1 << 14) * (1 << 14) * line.len()];
+    tokio::time::timeout(Duration::from_secs(60), tail.read_exact(&mut read))
+        .await
+        .expect("100 MiB within 60 s")
+        .unwrap();
+    writer.join().unwrap();
+    assert!(read.chunks(line.len()).all(|l| l == line.as_bytes()));
+}
+
+#[tokio::test]
+async fn copytruncate_rotation_reads_on_from_the_new_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, &joined(&numbered("before", 0..50)));
+    let mut lines = follow(&path, SeekFrom::Start(0));
+    expect_lines(&mut lines, numbered("before", 0..50)).await;
+    // copytruncate: copy the file away, then cut it to zero in place.
+    std::fs::copy(&path, dir.path().join("app.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    append(&path, &joined(&numbered("after", 0..5)));
+    expect_lines(&mut lines, numbered("after", 0..5)).await;
+}
+
+#[tokio::test]
+async fn rename_rotation_finishes_the_old_file_then_reads_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let mut old = std::fs::File::create(&path).unwrap();
+    old.write_all(joined(&numbered("old", 0..10)).as_bytes())
+        .unwrap();
+    let mut lines = follow(&path, SeekFrom::Start(0));
+    expect_lines(&mut lines, numbered("old", 0..10)).await;
+    std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    // The program still writes to its old handle before it reopens.
+    old.write_all(joined(&numbered("old", 10..13)).as_bytes())
+        .unwrap();
+    append(&path, &joined(&numbered("new", 0..10)));
+    expect_lines(&mut lines, numbered("old", 10..13)).await;
+    expect_lines(&mut lines, numbered("new", 0..10)).await;
+}
+
+#[tokio::test]
+async fn a_deleted_file_is_waited_for_and_read_when_it_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "first\n");
+    let mut lines = follow(&path, SeekFrom::Start(0));
+    assert_eq!(next_line(&mut lines).await, "first");
+    std::fs::remove_file(&path).unwrap();
+    let waiting = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await;
+    assert!(waiting.is_err(), "no line while the file is gone");
+    append(&path, "second\nthird\n");
+    expect_lines(&mut lines, ["second", "third"].map(String::from)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncation_races_never_crash_the_tailer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("racy.log");
+    append(&path, &"x".repeat(1 << 20));
+    let mut tail = Tail::follow(&path, SeekFrom::Start(0)).unwrap();
+    let writer = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let block = vec![b'x'; 256 << 10];
+            for round in 0..1000 {
+                let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                file.set_len(0).unwrap();
+                file.write_all(&block[..(round * 4099) % block.len() + 1])
+                    .unwrap();
+            }
+            append(&path, "\nthe end\n");
+        })
+    };
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut seen = Vec::new();
+        loop {
+            let n = tail.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+            if seen.ends_with(b"\nthe end\n") {
+                return;
+            }
+            let keep = seen.len().saturating_sub(16);
+            seen.drain(..keep);
+        }
+    });
+    writer.join().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .expect("the tailer kept going to the end")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_appended_line_reaches_a_waiting_reader_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "");
+    let mut lines = follow(&path, SeekFrom::End(0));
+    let mut slowest = Duration::ZERO;
+    for i in 0..20 {
+        let waiter = tokio::spawn(async move {
+            let line = next_line(&mut lines).await;
+            (lines, line, Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let sent = Instant::now();
+        append(&path, &format!("ping {i}\n"));
+        let (back, line, received) = waiter.await.unwrap();
+        lines = back;
+        assert_eq!(line, format!("ping {i}"));
+        slowest = slowest.max(received - sent);
+    }
+    // inotify makes this well under a millisecond; the bound is generous
+    // for a loaded machine (the precise figure comes from examples/tail_bench).
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest line took {slowest:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_paths_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Tail::follow(dir.path().join("missing.log"), SeekFrom::End(0)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let err = Tail::follow(dir.path(), SeekFrom::End(0)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let path = dir.path().join("short.log");
+    append(&path, "abc");
+    let err = Tail::follow(&path, SeekFrom::End(-4)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn follow_outside_a_runtime_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "x\n");
+    let err = Tail::follow(&path, SeekFrom::End(0)).unwrap_err();
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+}
+
+#[test]
+fn tail_is_send_and_unpin() {
+    fn check<T: Send + Unpin>() {}
+    check::<Tail>();
+    check::<BufReader<Tail>>();
+}
