@@ -236,8 +236,10 @@ async fn bad_paths_are_clear_errors() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let path = dir.path().join("short.log");
     append(&path, "abc");
-    let err = Tail::follow(&path, SeekFrom::End(-4)).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    for start in [SeekFrom::End(-4), SeekFrom::End(1), SeekFrom::Start(4)] {
+        let err = Tail::follow(&path, start).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{start:?}");
+    }
 }
 
 #[test]

@@ -17,5 +17,8 @@ pub(crate) use sigbus::{guarded_copy, Guarded};
 #[cfg(unix)]
 pub(crate) use unix::*;
 
-#[cfg(not(unix))]
-compile_error!("mapview supports Unix only for now; a Windows port goes in src/sys/windows.rs");
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "mapview is built and tested on Linux only so far; a port adds its platform calls \
+     under src/sys (unix.rs already keeps the Linux-only ones behind cfg)"
+);

@@ -89,7 +89,7 @@ impl Tail {
     /// # Errors
     ///
     /// `NotFound` if there is no file at `path`; `InvalidInput` if it is not
-    /// a regular file (a directory, say) or `start` is before its start; an
+    /// a regular file (a directory, say) or `start` is outside it; an
     /// error of kind `Other` outside a tokio runtime, or in one without IO
     /// and timers enabled.
     pub fn follow(path: impl AsRef<Path>, start: SeekFrom) -> io::Result<Tail> {
@@ -103,10 +103,15 @@ impl Tail {
             SeekFrom::End(delta) => source.len().checked_add_signed(delta),
             SeekFrom::Current(delta) => 0u64.checked_add_signed(delta),
         }
+        .filter(|&pos| pos <= source.len())
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{start:?} is before the start of {}", path.display()),
+                format!(
+                    "{start:?} is outside {} ({} bytes)",
+                    path.display(),
+                    source.len()
+                ),
             )
         })?;
         let watcher = {
