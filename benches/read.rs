@@ -7,25 +7,20 @@
 //! `chunks()`, which hands out `Bytes` that point into the page cache and
 //! are not read by this benchmark (that is what zero-copy buys a server).
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion};
 use fmmap::tokio::{AsyncMmapFile, AsyncMmapFileExt};
 use futures::StreamExt;
 use mapview::MappedFile;
+use support::BUF;
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::runtime::Runtime;
-
-const BUF: usize = 64 << 10;
-
-fn bench_bytes() -> usize {
-    std::env::var("MAPVIEW_BENCH_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1 << 30)
-}
 
 /// Makes a file of `len` bytes of a pattern and reads it once, so that it is
 /// in the page cache (hot).
@@ -65,16 +60,12 @@ async fn drain(mut reader: impl tokio::io::AsyncRead + Unpin, len: usize) {
 }
 
 fn read(c: &mut Criterion) {
-    let len = bench_bytes();
+    let len = support::bench_bytes();
     let dir = tempfile::tempdir().unwrap();
     let path = hot_file(dir.path(), len);
     let rt = Runtime::new().unwrap();
     let mut group = c.benchmark_group("read_hot");
-    group
-        .throughput(Throughput::Bytes(len as u64))
-        .sample_size(10)
-        .warm_up_time(std::time::Duration::from_secs(1))
-        .measurement_time(std::time::Duration::from_secs(6));
+    support::configure(&mut group, len, 6);
 
     let memory = std::fs::read(&path).unwrap();
     group.bench_function("memcpy ceiling (in-memory copy_from_slice)", |b| {

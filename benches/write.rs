@@ -8,23 +8,18 @@
 //! the files). Overwriting keeps block allocation and the discards of
 //! deleted files (this disk is mounted with `discard`) out of the figures.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion};
 use mapview::MappedFile;
+use support::BUF;
 use tokio::io::AsyncWriteExt;
 use tokio::runtime::Runtime;
-
-const BUF: usize = 64 << 10;
-
-fn bench_bytes() -> usize {
-    std::env::var("MAPVIEW_BENCH_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1 << 30)
-}
 
 /// A file of `len` bytes, written and synced once, for the benches to
 /// overwrite.
@@ -40,17 +35,13 @@ fn allocated_file(dir: &Path, len: usize) -> PathBuf {
 }
 
 fn write(c: &mut Criterion) {
-    let len = bench_bytes();
+    let len = support::bench_bytes();
     let dir = tempfile::tempdir().unwrap();
     let path = allocated_file(dir.path(), len);
     let block: Vec<u8> = (0..BUF).map(|i| (i * 13) as u8).collect();
     let rt = Runtime::new().unwrap();
     let mut group = c.benchmark_group("write_durable");
-    group
-        .throughput(Throughput::Bytes(len as u64))
-        .sample_size(10)
-        .warm_up_time(std::time::Duration::from_secs(1))
-        .measurement_time(std::time::Duration::from_secs(10));
+    support::configure(&mut group, len, 10);
 
     group.bench_function("mapview ViewStream (+ flush)", |b| {
         b.iter(|| {

@@ -111,15 +111,27 @@ impl Seen {
     }
 }
 
-/// Reads lines until the end marker; checks that none was lost or doubled.
-fn check(seen: &Seen, written: u64, name: &str) -> io::Result<()> {
+/// Waits for the writer (if the workload had one) and checks that the reader
+/// saw every line it wrote, once.
+fn finish(
+    seen: Seen,
+    writer: Option<JoinHandle<io::Result<u64>>>,
+    prewritten: Option<u64>,
+    name: &str,
+) -> io::Result<Seen> {
+    let written = match writer {
+        Some(writer) => writer
+            .join()
+            .map_err(|_| io::Error::other("writer panicked"))??,
+        None => prewritten.unwrap_or_default(),
+    };
     if seen.lines != written {
         return Err(io::Error::other(format!(
             "{name} read {} lines of {written}",
             seen.lines
         )));
     }
-    Ok(())
+    Ok(seen)
 }
 
 /// Runs one workload with mapview's Tail: `until` lines are written live,
@@ -143,14 +155,7 @@ async fn with_mapview(path: &Path, until: Until, prewritten: Option<u64>) -> io:
             break;
         }
     }
-    let written = match writer {
-        Some(writer) => writer
-            .join()
-            .map_err(|_| io::Error::other("writer panicked"))??,
-        None => prewritten.unwrap_or_default(),
-    };
-    check(&seen, written, "mapview Tail")?;
-    Ok(seen)
+    finish(seen, writer, prewritten, "mapview Tail")
 }
 
 /// The same with coreutils `tail -F` writing to a pipe.
@@ -179,14 +184,7 @@ fn with_coreutils(path: &Path, until: Until, prewritten: Option<u64>) -> io::Res
     }
     tail.kill()?;
     tail.wait()?;
-    let written = match writer {
-        Some(writer) => writer
-            .join()
-            .map_err(|_| io::Error::other("writer panicked"))??,
-        None => prewritten.unwrap_or_default(),
-    };
-    check(&seen, written, "coreutils tail -F")?;
-    Ok(seen)
+    finish(seen, writer, prewritten, "coreutils tail -F")
 }
 
 fn main() -> io::Result<()> {

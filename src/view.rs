@@ -50,6 +50,46 @@ pub struct ViewMut {
     object: Arc<Object>,
 }
 
+/// The read accessors that [`View`] and [`ViewMut`] share (both have `map`,
+/// a byte slice, and `offset`).
+macro_rules! read_accessors {
+    () => {
+        /// Where the view starts in the mapping object.
+        pub fn offset(&self) -> u64 {
+            self.offset
+        }
+
+        /// Copies `buf.len()` bytes from `offset` (relative to the view's start)
+        /// into `buf`.
+        ///
+        /// # Errors
+        ///
+        /// `UnexpectedEof` if the bytes reach past the end of the view.
+        pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            read_at(&self.map, offset, buf)
+        }
+
+        /// Reads a plain-old-data value from `offset` (relative to the view's
+        /// start); the offset need not be aligned for `T`.
+        ///
+        /// # Errors
+        ///
+        /// `UnexpectedEof` if the value reaches past the end of the view.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let map = mapview::MappedFile::anonymous(64)?;
+        /// map.view_mut(..)?.write_value(3, &0xfeed_u32)?;
+        /// assert_eq!(map.view(..)?.read_value::<u32>(3)?, 0xfeed);
+        /// # std::io::Result::Ok(())
+        /// ```
+        pub fn read_value<T: Pod>(&self, offset: u64) -> io::Result<T> {
+            read_value(&self.map, offset)
+        }
+    };
+}
+
 impl View {
     pub(crate) fn new(object: Arc<Object>, span: Span) -> io::Result<Self> {
         let map = object.map_read(span)?;
@@ -60,39 +100,7 @@ impl View {
         })
     }
 
-    /// Where the view starts in the mapping object.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// Copies `buf.len()` bytes from `offset` (relative to the view's start)
-    /// into `buf`.
-    ///
-    /// # Errors
-    ///
-    /// `UnexpectedEof` if the bytes reach past the end of the view.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        read_at(&self.map, offset, buf)
-    }
-
-    /// Reads a plain-old-data value from `offset` (relative to the view's
-    /// start); the offset need not be aligned for `T`.
-    ///
-    /// # Errors
-    ///
-    /// `UnexpectedEof` if the value reaches past the end of the view.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let map = mapview::MappedFile::anonymous(64)?;
-    /// map.view_mut(..)?.write_value(3, &0xfeed_u32)?;
-    /// assert_eq!(map.view(..)?.read_value::<u32>(3)?, 0xfeed);
-    /// # std::io::Result::Ok(())
-    /// ```
-    pub fn read_value<T: Pod>(&self, offset: u64) -> io::Result<T> {
-        read_value(&self.map, offset)
-    }
+    read_accessors!();
 
     /// Makes the view writable, like `VirtualProtect` to read-write.
     ///
@@ -119,30 +127,7 @@ impl ViewMut {
         })
     }
 
-    /// Where the view starts in the mapping object.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// Copies `buf.len()` bytes from `offset` (relative to the view's start)
-    /// into `buf`.
-    ///
-    /// # Errors
-    ///
-    /// `UnexpectedEof` if the bytes reach past the end of the view.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        read_at(&self.map, offset, buf)
-    }
-
-    /// Reads a plain-old-data value from `offset` (relative to the view's
-    /// start); the offset need not be aligned for `T`.
-    ///
-    /// # Errors
-    ///
-    /// `UnexpectedEof` if the value reaches past the end of the view.
-    pub fn read_value<T: Pod>(&self, offset: u64) -> io::Result<T> {
-        read_value(&self.map, offset)
-    }
+    read_accessors!();
 
     /// Copies `buf` into the view at `offset` (relative to the view's start).
     ///

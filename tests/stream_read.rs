@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{ErrorKind, SeekFrom};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use mapview::{MappedFile, StreamOptions, ViewStream};
@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
 use tokio_test::{assert_pending, assert_ready};
 
-use common::{evict, pattern_file, resident_pages};
+use common::{eventually, evict, pattern_file, resident_pages};
 
 /// Sizes that are and are not page multiples, and start offsets that are and
 /// are not page-aligned.
@@ -155,18 +155,6 @@ proptest! {
     }
 }
 
-/// Polls `task` until it has been woken, or panics after a generous timeout.
-fn wait_until_woken<T: std::future::Future>(task: &tokio_test::task::Spawn<T>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !task.is_woken() {
-        assert!(
-            Instant::now() < deadline,
-            "the prefetcher never woke the task"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 #[test]
 fn cold_pages_make_the_first_poll_pending_and_the_prefetcher_wakes_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,7 +186,7 @@ fn cold_pages_make_the_first_poll_pending_and_the_prefetcher_wakes_it() {
     {
         let mut read = tokio_test::task::spawn(stream.read(&mut buf));
         assert_pending!(read.poll());
-        wait_until_woken(&read);
+        eventually("the prefetcher wakes the task", || read.is_woken());
         let n = assert_ready!(read.poll()).unwrap();
         assert_eq!(n, 64 << 10);
     }
@@ -213,15 +201,10 @@ fn cold_pages_make_the_first_poll_pending_and_the_prefetcher_wakes_it() {
         resident_pages(&path, 0..window as usize),
         window as usize / 4096
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
     let next = window as usize..2 * window as usize;
-    while resident_pages(&path, next.clone()) < next.len() / 4096 {
-        assert!(
-            Instant::now() < deadline,
-            "the next window was never prefetched"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    eventually("the next window is prefetched", || {
+        resident_pages(&path, next.clone()) == next.len() / 4096
+    });
 }
 
 #[tokio::test]
@@ -324,14 +307,9 @@ fn dropping_a_stream_ends_its_background_work() {
     drop(read);
     assert!(!watch.is_finished());
     drop(stream);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !watch.is_finished() {
-        assert!(
-            Instant::now() < deadline,
-            "background work outlived the stream"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    eventually("the background work ends with the stream", || {
+        watch.is_finished()
+    });
     // Nothing was prefetched past the window in flight at the drop.
     std::thread::sleep(Duration::from_millis(50));
     assert!(resident_pages(&path, 8 << 20..len) == 0);

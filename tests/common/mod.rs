@@ -127,3 +127,16 @@ pub fn resident_pages(path: &Path, range: std::ops::Range<usize>) -> usize {
     assert_eq!(ret, 0, "mincore");
     vec.iter().filter(|&&p| p & 1 == 1).count()
 }
+
+/// Waits until `condition` holds, checking every millisecond; panics with
+/// `what` after a generous 20 s (a loaded machine is slow, a hang is not).
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
