@@ -362,3 +362,37 @@ fn stream_types_are_send_and_unpin() {
     check_sync::<mapview::BackgroundWatch>();
     check_sync::<mapview::StreamStats>();
 }
+
+#[test]
+fn a_hot_stream_yields_to_the_other_tasks_of_its_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 64 << 20;
+    let (path, _) = pattern_file(dir.path(), len);
+    std::fs::read(&path).unwrap(); // hot: every read is Ready at once
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ticks = runtime.block_on(async {
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        tokio::task::yield_now().await;
+        let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        let map = open(&path);
+        let mut stream = map.stream(..).unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        while stream.read(&mut buf).await.unwrap() > 0 {}
+        ticker.abort();
+        ticks.load(std::sync::atomic::Ordering::Relaxed) - before
+    });
+    // One yield per MiB of copying: about 64 for 64 MiB.
+    assert!(ticks >= 32, "the other task ran only {ticks} times");
+}
