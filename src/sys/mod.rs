@@ -5,8 +5,13 @@
 //! with the same function names (shared memory there is a named section
 //! object, which already has the "gone with the last handle" lifetime).
 
+#[cfg(target_os = "linux")]
+mod sigbus;
 #[cfg(unix)]
 mod unix;
+
+#[cfg(target_os = "linux")]
+pub(crate) use sigbus::{guarded_copy, Guarded};
 #[cfg(unix)]
 pub(crate) use unix::*;
 

@@ -134,3 +134,95 @@ pub(crate) fn anonymous_file(_len: u64) -> io::Result<File> {
         "anonymous maps need memfd_create (Linux)",
     ))
 }
+
+/// The size of a virtual memory page.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions; _SC_PAGESIZE is always supported.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
+/// The page-aligned span that covers `len` bytes at `addr`.
+fn page_span(addr: *const u8, len: usize) -> (*mut libc::c_void, usize) {
+    let page = page_size();
+    let start = addr as usize & !(page - 1);
+    let end = (addr as usize + len).next_multiple_of(page);
+    (start as *mut libc::c_void, end - start)
+}
+
+/// Whether every page of `addr..addr + len` is in memory. Truthful for file
+/// mappings only if this process owns the file or may write it (see
+/// [`mincore_is_truthful`]); otherwise the kernel says "resident" for all.
+///
+/// # Safety
+///
+/// `addr..addr + len` must lie inside one live mapping.
+pub(crate) unsafe fn is_resident(addr: *const u8, len: usize) -> io::Result<bool> {
+    let (start, span) = page_span(addr, len);
+    let mut pages = vec![0u8; span / page_size()];
+    // SAFETY: the span lies in a live mapping (caller); `pages` holds one
+    // byte per page of it.
+    check(unsafe { libc::mincore(start, span, pages.as_mut_ptr().cast()) })?;
+    Ok(pages.iter().all(|p| p & 1 == 1))
+}
+
+/// Whether `mincore` tells the truth about `file`'s pages for this process:
+/// only for the file's owner, a privileged process, or one that may write it.
+pub(crate) fn mincore_is_truthful(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let owner = file.metadata().map(|m| m.uid()).ok();
+    if euid == 0 || owner == Some(euid) {
+        return true;
+    }
+    let Ok(path) = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
+        return false;
+    };
+    // SAFETY: `path` is a valid NUL-terminated string.
+    unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
+}
+
+/// Which populate advice to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Populate {
+    /// Fault pages in for reading (`MADV_POPULATE_READ`).
+    Read,
+    /// Fault pages in writable, breaking copy-on-write (`MADV_POPULATE_WRITE`).
+    Write,
+}
+
+/// Faults in the pages of `addr..addr + len` and fills their page tables,
+/// blocking until the disk has delivered them: call it off the async
+/// workers.
+///
+/// # Errors
+///
+/// `UnexpectedEof` if a page lies past the end of the file (the kernel says
+/// `EFAULT` instead of raising `SIGBUS`).
+///
+/// # Safety
+///
+/// `addr..addr + len` must lie inside one live mapping.
+pub(crate) unsafe fn populate(addr: *const u8, len: usize, how: Populate) -> io::Result<()> {
+    let (start, span) = page_span(addr, len);
+    let advice = match how {
+        Populate::Read => libc::MADV_POPULATE_READ,
+        Populate::Write => libc::MADV_POPULATE_WRITE,
+    };
+    loop {
+        // SAFETY: the span lies in a live mapping (caller); populate advice
+        // does not change its contents.
+        match check(unsafe { libc::madvise(start, span, advice) }) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the mapped file ends before the mapping (truncated?)",
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
