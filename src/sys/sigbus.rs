@@ -69,7 +69,11 @@ fn install_handler_once() -> io::Result<()> {
     Ok(())
 }
 
-extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+extern "C" fn on_sigbus(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
     // SAFETY: the kernel hands a valid siginfo_t to an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
     let inside = GUARD_START.with(Cell::get) <= addr && addr < GUARD_END.with(Cell::get);
@@ -77,8 +81,9 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, context
         FAULTED.with(|f| f.set(true));
         return;
     }
+    let previous = &raw const PREVIOUS;
     // SAFETY: PREVIOUS was fully written before this handler was installed.
-    let previous = unsafe { (*(&raw const PREVIOUS)).assume_init_ref() };
+    let previous = unsafe { (*previous).assume_init_ref() };
     let handler = previous.sa_sigaction;
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
         // Restore the default action and return: the faulting instruction
