@@ -8,10 +8,15 @@
 #[cfg(target_os = "linux")]
 mod sigbus;
 #[cfg(unix)]
+mod socket;
+#[cfg(unix)]
+#[allow(dead_code)] // populate and mincore wait for the stream views (issue on main)
 mod unix;
 
 #[cfg(target_os = "linux")]
 pub(crate) use sigbus::{guarded_copy, Guarded};
+#[cfg(unix)]
+pub(crate) use socket::send_nowait;
 #[cfg(unix)]
 pub(crate) use unix::*;
 
