@@ -196,7 +196,7 @@ impl Drop for PipeReader {
         // the closed socket finds the flag.
         let state = self.ring.set_state(READER_CLOSED);
         if matches!(self.link, Link::Gone) && state & WRITER_CLOSED == 0 {
-            self.ring.reap_after_peer_crash();
+            self.ring.reap_on_drop();
         }
     }
 }

@@ -37,10 +37,11 @@
 
 use std::fs::File;
 use std::io;
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, size_of, ManuallyDrop};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::sys::{guarded_copy, Guarded};
 use crate::{MappedFile, ViewMut};
@@ -83,8 +84,9 @@ pub(super) enum Side {
 #[derive(Debug)]
 pub(super) struct Ring {
     /// Header + data; holds the named object alive (and registered as held
-    /// by this process) for as long as the end lives.
-    view: ViewMut,
+    /// by this process) for as long as the end lives. Dropped by hand, so
+    /// that `Drop` can let go of it before reaping after a crashed peer.
+    view: ManuallyDrop<ViewMut>,
     /// Data bytes, validated against the object's size.
     capacity: u64,
     /// Random number that names the wake-up socket.
@@ -93,6 +95,8 @@ pub(super) struct Ring {
     owner: u32,
     /// The shared memory's name.
     name: String,
+    /// The peer's process died: make sure the name goes when we drop.
+    reap_on_drop: bool,
 }
 
 fn invalid_data(message: impl Into<String>) -> io::Error {
@@ -160,12 +164,9 @@ impl Ring {
                  is {size} bytes"
             )));
         }
-        let token = ring.u64_at(TOKEN_AT).load(Ordering::Relaxed);
-        let ring = Self {
-            capacity,
-            token,
-            ..ring
-        };
+        let mut ring = ring;
+        ring.capacity = capacity;
+        ring.token = ring.u64_at(TOKEN_AT).load(Ordering::Relaxed);
         let tail = ring.u64_at(TAIL_AT).load(Ordering::Acquire);
         ring.readable(tail)?;
         Ok(ring)
@@ -182,11 +183,12 @@ impl Ring {
             .metadata()?
             .uid();
         Ok(Self {
-            view,
+            view: ManuallyDrop::new(view),
             capacity,
             token,
             owner,
             name: map.name().unwrap_or_default().to_owned(),
+            reap_on_drop: false,
         })
     }
 
@@ -385,34 +387,62 @@ impl Ring {
 }
 
 impl Ring {
-    /// Makes sure the shared memory goes away although the peer's process
-    /// died: call when dropping an end whose peer crashed.
-    ///
-    /// The last holder of a named map unlinks it when it drops (see
-    /// `shm.rs`), but the kernel may close a dying process's socket, which is
-    /// how we learnt of the death, a moment before it releases the process's
-    /// hold on the shared memory; dropping right away would then leave the
-    /// object behind. A short-lived thread retries until the name is gone
-    /// (an open of an object nobody holds reaps it) or a second has passed
-    /// (someone else, say a forked child of the peer, still holds it and
-    /// will remove it when it lets go).
-    pub(super) fn reap_after_peer_crash(&self) {
-        let name = self.name.clone();
-        let reaper = move || {
-            for _ in 0..100 {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                // SAFETY: the map is dropped at once, no bytes are touched.
-                match unsafe { MappedFile::open_shared(&name) } {
-                    Ok(map) => drop(map),
-                    Err(_) => return, // NotFound: reaped
-                }
-            }
-        };
-        // No thread, no cleanup: the next creator of the name reaps it.
-        let _ = std::thread::Builder::new()
-            .name("mapview-pipe-reaper".into())
-            .spawn(reaper);
+    /// Makes sure the shared memory goes away when this end drops although
+    /// the peer's process died: call when the peer crashed.
+    pub(super) fn reap_on_drop(&mut self) {
+        self.reap_on_drop = true;
     }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: `view` is not used after this line; `drop` runs once.
+        unsafe { ManuallyDrop::drop(&mut self.view) };
+        if self.reap_on_drop {
+            reap(self.name.clone());
+        }
+    }
+}
+
+/// Removes the name of a pipe whose peer crashed, once nobody holds it.
+///
+/// The last holder of a named map unlinks it when it drops (see `shm.rs`),
+/// but the kernel may close a dying process's socket, which is how we learnt
+/// of the death, a moment before it releases that process's hold on the
+/// shared memory; our own drop would then leave the object behind. An open
+/// of an object that nobody holds reaps it, so retry opens: a few times right
+/// away (blocking at most about 2 ms, only after a crash), then from a
+/// short-lived thread for up to a second, in case the memory is still held
+/// (say, by a forked child of the dead peer, which then removes it itself).
+fn reap(name: String) {
+    let gone = |name: &str| {
+        // SAFETY: the map is dropped at once; no byte is touched.
+        match unsafe { MappedFile::open_shared(name) } {
+            Ok(map) => {
+                drop(map); // reaps it if we were the last holder
+                false // the next open tells
+            }
+            Err(_) => true, // NotFound: reaped (leftovers are reaped by open)
+        }
+    };
+    for _ in 0..10 {
+        if gone(&name) {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let retry = move || {
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(10));
+            if gone(&name) {
+                return;
+            }
+        }
+    };
+    // No thread, no cleanup: the next creator of the name reaps it.
+    let _ = std::thread::Builder::new()
+        .name("mapview-pipe-reaper".into())
+        .spawn(retry);
 }
 
 /// An unpredictable number: the name of a pipe's wake-up socket must not be

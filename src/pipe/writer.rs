@@ -150,7 +150,7 @@ impl Drop for PipeWriter {
         // by the closed socket finds the flag and reports EOF, not a crash.
         self.close();
         if matches!(self.link, Link::Gone) && self.ring.state() & READER_CLOSED == 0 {
-            self.ring.reap_after_peer_crash();
+            self.ring.reap_on_drop();
         }
     }
 }
