@@ -72,6 +72,8 @@
 
 mod map;
 mod object;
+#[cfg(target_os = "linux")]
+pub mod pipe;
 mod range;
 mod region;
 mod shm;

@@ -10,10 +10,14 @@ pub(crate) mod inotify;
 #[cfg(target_os = "linux")]
 mod sigbus;
 #[cfg(unix)]
+mod socket;
+#[cfg(unix)]
 mod unix;
 
 #[cfg(target_os = "linux")]
 pub(crate) use sigbus::{guarded_copy, Guarded};
+#[cfg(unix)]
+pub(crate) use socket::send_nowait;
 #[cfg(unix)]
 pub(crate) use unix::*;
 

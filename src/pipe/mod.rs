@@ -1,0 +1,122 @@
+//! One-way byte pipes between processes through named shared memory.
+//!
+//! [`create`] makes a pipe under a name and returns its [`PipeWriter`]
+//! ([`AsyncWrite`](tokio::io::AsyncWrite)); any process of the same user
+//! [`open`]s it by name and gets the [`PipeReader`]
+//! ([`AsyncRead`](tokio::io::AsyncRead) +
+//! [`AsyncBufRead`](tokio::io::AsyncBufRead)). Bytes move through a
+//! single-producer single-consumer ring in the shared memory, so a transfer
+//! costs one copy in and one copy out (none out with `fill_buf`), and no
+//! system call while both sides are busy.
+//!
+//! ```text
+//!   writer process                 /dev/shm/NAME                 reader process
+//!  ┌────────────┐   copy in   ┌──────────┬─────────────────┐   copy out ┌────────────┐
+//!  │ PipeWriter │ ──────────> │  header  │ data (capacity) │ ─────────> │ PipeReader │
+//!  └─────┬──────┘             │ head/tail│   ring buffer   │            └─────┬──────┘
+//!        │                    └──────────┴─────────────────┘                  │
+//!        └──────────── wake-up socket (only when a side sleeps) ──────────────┘
+//! ```
+//!
+//! - **Waiting.** The writer's writes return `Pending` while the ring is
+//!   full, the reader's reads while it is empty. A side that is about to
+//!   sleep says so in the header; the other side then sends one byte over a
+//!   Unix socket that connects the two ends, and tokio's reactor wakes the
+//!   sleeping task. An idle pipe costs no CPU and no thread.
+//! - **End of stream.** The reader sees EOF after the writer's `shutdown` or
+//!   drop, once it has read every byte.
+//! - **Crashes.** When a process dies the kernel closes its end of the
+//!   socket: a reader whose writer died gets `BrokenPipe` as soon as the ring
+//!   is drained (never a hang); a writer whose reader is gone gets
+//!   `BrokenPipe`. The shared memory is removed when both ends are gone, crash
+//!   or not (see [`MappedFile::create_shared`](crate::MappedFile::create_shared)).
+//! - **Hostile peers.** A corrupt header (magic, version, capacity, counters)
+//!   is `InvalidData`, and every byte of [`AsyncRead`](tokio::io::AsyncRead)
+//!   and [`AsyncWrite`](tokio::io::AsyncWrite) is a guarded copy, so shared
+//!   memory truncated by a peer is an error, not a `SIGBUS`. The zero-copy
+//!   `fill_buf` is the exception: see [`PipeReader`].
+//!
+//! Both ends must be created and used inside a tokio runtime with IO enabled
+//! (`#[tokio::main]` or `Builder::enable_io`). Linux only: the wake-up
+//! socket lives in Linux's abstract socket namespace, which also means both
+//! processes must share a network namespace.
+//!
+//! # Examples
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let name = format!("mapview-doc-pipe-{}", std::process::id());
+//! let mut writer = mapview::pipe::create(&name, 64 * 1024)?;
+//! // Usually in another process:
+//! let mut reader = mapview::pipe::open(&name)?;
+//!
+//! let producer = tokio::spawn(async move {
+//!     writer.write_all(b"hello through shared memory").await?;
+//!     writer.shutdown().await // the reader sees EOF after the last byte
+//! });
+//! let mut text = String::new();
+//! reader.read_to_string(&mut text).await?;
+//! assert_eq!(text, "hello through shared memory");
+//! producer.await??;
+//! # Ok(())
+//! # }
+//! ```
+
+mod link;
+mod reader;
+mod ring;
+mod writer;
+
+use std::io;
+
+pub use reader::PipeReader;
+pub use writer::PipeWriter;
+
+use ring::Ring;
+
+fn check_runtime(call: &str) -> io::Result<()> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(io::Error::other(format!(
+            "mapview::pipe::{call} must be called inside a tokio runtime"
+        ))),
+    }
+}
+
+/// Creates a pipe named `name` with a ring of `capacity` bytes (any size
+/// from 1 byte to 1 TiB, not only powers of two) and returns its writing end.
+/// The reader [`open`]s it by name, in this process or another.
+///
+/// # Errors
+///
+/// - `AlreadyExists` if a pipe or shared map of this name is alive (a pipe
+///   has exactly one writer).
+/// - `InvalidInput` for a bad name (rules as in
+///   [`MappedFile::create_shared`](crate::MappedFile::create_shared)) or a
+///   capacity of 0 or above 1 TiB.
+/// - An error of kind `Other` when called outside a tokio runtime.
+pub fn create(name: &str, capacity: usize) -> io::Result<PipeWriter> {
+    check_runtime("create")?;
+    PipeWriter::new(Ring::create(name, capacity)?)
+}
+
+/// Opens the pipe named `name`, made by [`create`] in any process of the
+/// same user, and returns its reading end.
+///
+/// # Errors
+///
+/// - `NotFound` if there is no pipe of this name (or it is already gone:
+///   the shared memory disappears with the last end).
+/// - `AlreadyExists` if the pipe already has (or had) a reader: a pipe has
+///   exactly one.
+/// - `InvalidData` if the shared memory is not a pipe or its header is
+///   corrupt.
+/// - `InvalidInput` for a bad name.
+/// - An error of kind `Other` when called outside a tokio runtime.
+pub fn open(name: &str) -> io::Result<PipeReader> {
+    check_runtime("open")?;
+    PipeReader::new(Ring::open(name)?)
+}

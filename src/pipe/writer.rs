@@ -1,0 +1,156 @@
+//! [`PipeWriter`], the producing end of a pipe.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::AsyncWrite;
+
+use super::link::{Link, Signal};
+use super::ring::{Ring, Side, READER_CLOSED, WRITER_CLOSED};
+
+/// The writing end of a [`pipe`](crate::pipe), made by
+/// [`pipe::create`](crate::pipe::create). `Send + Unpin`.
+///
+/// Implements [`AsyncWrite`]: a write copies as much as fits into the ring
+/// and returns `Pending` when the ring is full, until the reader makes room.
+/// [`poll_flush`](AsyncWrite::poll_flush) has nothing to do (the bytes are
+/// visible to the reader as soon as a write returns);
+/// [`poll_shutdown`](AsyncWrite::poll_shutdown) and dropping the writer both
+/// mark the end of the stream, which the reader sees as EOF once it has read
+/// every byte.
+///
+/// # Errors
+///
+/// Writes fail with `BrokenPipe` once the reader was dropped or its process
+/// died (a dead reader is noticed when the ring is full), and after
+/// `shutdown`; with `InvalidData` if the reader corrupted the ring's header;
+/// with `UnexpectedEof` if the shared memory was truncated under it.
+#[derive(Debug)]
+pub struct PipeWriter {
+    ring: Ring,
+    link: Link,
+    /// The writer's own count of bytes written; the header's copy is only
+    /// published, never read back.
+    head: u64,
+    closed: bool,
+    /// A guarded copy failed: the mapping has zero pages in it now.
+    poisoned: bool,
+}
+
+fn broken_pipe(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, message.to_owned())
+}
+
+impl PipeWriter {
+    pub(super) fn new(ring: Ring) -> io::Result<Self> {
+        let link = Link::listen(ring.token(), ring.owner())?;
+        Ok(Self {
+            ring,
+            link,
+            head: 0,
+            closed: false,
+            poisoned: false,
+        })
+    }
+
+    /// The ring's capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        // The capacity was a usize when the pipe was created.
+        self.ring.capacity() as usize
+    }
+
+    /// Errors that end writing for good.
+    fn check_usable(&self) -> io::Result<()> {
+        if self.poisoned {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the pipe's shared memory was truncated",
+            ));
+        }
+        if self.closed {
+            return Err(broken_pipe("write after shutdown of the pipe"));
+        }
+        if self.ring.state() & READER_CLOSED != 0 || matches!(self.link, Link::Gone) {
+            return Err(broken_pipe("the pipe's reader is gone"));
+        }
+        Ok(())
+    }
+
+    /// Wakes the reader if it sleeps. Call after publishing `head` or state.
+    fn wake_reader(&mut self) {
+        if self.ring.take_waiting(Side::Reader) {
+            self.link.notify();
+        }
+    }
+
+    /// Ready with the number of free bytes (at least 1) once there is room.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        loop {
+            self.check_usable()?;
+            let free = self.ring.writable(self.head)?;
+            if free > 0 {
+                return Poll::Ready(Ok(free));
+            }
+            self.ring.set_waiting(Side::Writer);
+            if self.ring.writable(self.head)? > 0 {
+                self.ring.clear_waiting(Side::Writer);
+                continue;
+            }
+            if ready!(self.link.poll_signal(cx)) == Signal::Gone {
+                return Poll::Ready(Err(broken_pipe("the pipe's reader is gone")));
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.ring.set_state(WRITER_CLOSED);
+            self.wake_reader();
+        }
+    }
+}
+
+impl AsyncWrite for PipeWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(this.check_usable().map(|()| 0));
+        }
+        let free = ready!(this.poll_room(cx))?;
+        let n = buf.len().min(usize::try_from(free).unwrap_or(usize::MAX));
+        if let Err(e) = this.ring.write_at(this.head, &buf[..n]) {
+            this.poisoned = true;
+            return Poll::Ready(Err(e));
+        }
+        this.head += n as u64;
+        this.ring.publish_head(this.head);
+        this.wake_reader();
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().close();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        // Flag first, then the link closes with the fields: a reader woken
+        // by the closed socket finds the flag and reports EOF, not a crash.
+        self.close();
+        if matches!(self.link, Link::Gone) && self.ring.state() & READER_CLOSED == 0 {
+            self.ring.reap_on_drop();
+        }
+    }
+}
