@@ -70,6 +70,7 @@
     unreachable_pub
 )]
 
+mod budget;
 mod map;
 mod object;
 #[cfg(target_os = "linux")]

@@ -6,6 +6,8 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 
+use crate::budget::poll_budget;
+
 use super::link::{Link, Signal};
 use super::ring::{Ring, Side, READER_ATTACHED, READER_CLOSED, WRITER_CLOSED};
 
@@ -143,7 +145,9 @@ impl AsyncRead for PipeReader {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
+        let progress = ready!(poll_budget(cx, buf.remaining()));
         let available = ready!(this.poll_available(cx))?;
+        progress.made_progress();
         let n = buf
             .remaining()
             .min(usize::try_from(available).unwrap_or(usize::MAX));
@@ -169,7 +173,10 @@ impl AsyncRead for PipeReader {
 impl AsyncBufRead for PipeReader {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
+        // The caller consumes at its own pace; charge as for a 64 KiB read.
+        let progress = ready!(poll_budget(cx, 64 << 10));
         let available = ready!(this.poll_available(cx))?;
+        progress.made_progress();
         // `available <= capacity`, which is mapped and so fits in usize.
         let available = available as usize;
         // SAFETY: bytes `tail..tail + available` are below the writer's

@@ -6,6 +6,8 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::AsyncWrite;
 
+use crate::budget::poll_budget;
+
 use super::link::{Link, Signal};
 use super::ring::{Ring, Side, READER_CLOSED, WRITER_CLOSED};
 
@@ -122,7 +124,9 @@ impl AsyncWrite for PipeWriter {
         if buf.is_empty() {
             return Poll::Ready(this.check_usable().map(|()| 0));
         }
+        let progress = ready!(poll_budget(cx, buf.len()));
         let free = ready!(this.poll_room(cx))?;
+        progress.made_progress();
         let n = buf.len().min(usize::try_from(free).unwrap_or(usize::MAX));
         if let Err(e) = this.ring.write_at(this.head, &buf[..n]) {
             this.poisoned = true;

@@ -31,6 +31,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 use tokio::runtime::Handle;
 
+use crate::budget::poll_budget;
 use source::{file_id, Source};
 use watcher::Watcher;
 
@@ -219,7 +220,9 @@ impl AsyncBufRead for Tail {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
         if this.filled.is_empty() {
+            let progress = ready!(poll_budget(cx, BUFFER));
             ready!(this.poll_fill(cx))?;
+            progress.made_progress();
         }
         Poll::Ready(Ok(&this.buf[this.filled.clone()]))
     }
