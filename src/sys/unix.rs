@@ -196,6 +196,11 @@ pub(crate) enum Populate {
 /// blocking until the disk has delivered them: call it off the async
 /// workers.
 ///
+/// It first asks for exactly those pages with `MADV_WILLNEED`: a fault on
+/// a file page not in the page cache otherwise reads around it, the whole
+/// read-ahead size of the device (often megabytes), so small populates of a
+/// cold file would read many times the bytes they need.
+///
 /// # Errors
 ///
 /// `UnexpectedEof` if a page lies past the end of the file (the kernel says
@@ -210,6 +215,9 @@ pub(crate) unsafe fn populate(addr: *const u8, len: usize, how: Populate) -> io:
         Populate::Read => libc::MADV_POPULATE_READ,
         Populate::Write => libc::MADV_POPULATE_WRITE,
     };
+    // SAFETY: the span lies in a live mapping (caller); WILLNEED only
+    // starts reading it in. It is advice: a failure changes nothing.
+    unsafe { libc::madvise(start, span, libc::MADV_WILLNEED) };
     loop {
         // SAFETY: the span lies in a live mapping (caller); populate advice
         // does not change its contents.
