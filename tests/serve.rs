@@ -18,8 +18,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Longer than one body chunk, not a multiple of a page.
-const DATA_LEN: usize = files::CHUNK * 2 + 12_345;
+/// Longer than a few body chunks, not a multiple of a page.
+const DATA_LEN: usize = (256 << 10) * 2 + 12_345;
 
 fn data() -> Vec<u8> {
     (0..DATA_LEN as u32)
@@ -61,7 +61,8 @@ impl Server {
     }
 
     async fn serve(dir: tempfile::TempDir, path: &Path, backend: Backend) -> Self {
-        let site = Arc::new(Site::new(path, backend).unwrap());
+        // Small chunks: a body is many of them.
+        let site = Arc::new(Site::new(path, backend).unwrap().chunk_size(100_000));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(files::serve(listener, site));

@@ -14,7 +14,7 @@
 use std::convert::Infallible;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::ops::Range;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
@@ -31,14 +31,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, io::Error>;
-
-/// Bytes per body chunk (both backends).
-pub const CHUNK: usize = 256 << 10;
 
 /// Where the bytes of a response body come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +48,18 @@ pub enum Backend {
     TokioFs,
 }
 
+impl Backend {
+    /// Bytes per body chunk unless told otherwise. mapview's chunks cost no
+    /// copy, so larger ones only mean fewer polls; 64 KiB is tower-http's
+    /// `ServeDir` default.
+    pub fn default_chunk_size(self) -> usize {
+        match self {
+            Backend::Mapview => 256 << 10,
+            Backend::TokioFs => 64 << 10,
+        }
+    }
+}
+
 /// A file or a directory tree to serve.
 #[derive(Debug, Clone)]
 pub struct Site {
@@ -59,6 +68,7 @@ pub struct Site {
     /// Serving one file: its name, which it is also served under.
     single_file: Option<OsString>,
     backend: Backend,
+    chunk_size: usize,
 }
 
 /// What a request gets, decided from its headers and the file.
@@ -133,7 +143,14 @@ impl Site {
             root,
             single_file,
             backend,
+            chunk_size: backend.default_chunk_size(),
         })
+    }
+
+    /// Sets the bytes per body chunk (at least 1).
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes.max(1);
+        self
     }
 
     /// The URL path a file is found at, for printing: `/NAME` for a single
@@ -159,36 +176,44 @@ impl Site {
                 return response;
             }
         };
-        // Path lookups and opens may wait on the disk: not on a worker.
-        let path = parts.uri.path().to_owned();
-        let opened = match tokio::task::spawn_blocking(move || self.open(&path)).await {
-            Ok(Ok(opened)) => opened,
-            Ok(Err(code)) => return status(code),
-            Err(_) => return status(StatusCode::INTERNAL_SERVER_ERROR),
+        // Path lookups, opens and mmap may wait on the disk (or on the
+        // process's memory-map lock): one trip to the blocking pool for all.
+        let respond = move || match self.respond(parts.uri.path(), &parts.headers, head) {
+            Ok(response) => response,
+            Err(code) => status(code),
         };
-        let plan = plan(&parts.headers, &opened.info);
+        tokio::task::spawn_blocking(respond)
+            .await
+            .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR))
+    }
+
+    /// The response to a GET (or, with `head`, a HEAD) of `uri_path`.
+    fn respond(
+        &self,
+        uri_path: &str,
+        request: &HeaderMap,
+        head: bool,
+    ) -> Result<Response<Body>, StatusCode> {
+        let opened = self.open(uri_path)?;
         let mut response = Response::new(empty());
         let headers = response.headers_mut();
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         headers.insert(header::ETAG, value(&opened.info.etag));
         if let Some(modified) = opened.info.modified {
-            headers.insert(
-                header::LAST_MODIFIED,
-                value(&httpdate::fmt_http_date(modified)),
-            );
+            let date = httpdate::fmt_http_date(modified);
+            headers.insert(header::LAST_MODIFIED, value(&date));
         }
         let len = opened.info.len;
-        let range = match plan {
+        let range = match plan(request, &opened.info) {
             Plan::NotModified => {
                 *response.status_mut() = StatusCode::NOT_MODIFIED;
-                return response;
+                return Ok(response);
             }
             Plan::Unsatisfiable => {
-                *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-                let headers = response.headers_mut();
                 headers.insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-                return response;
+                *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                return Ok(response);
             }
             Plan::Full => 0..len,
             Plan::Partial(range) => {
@@ -200,21 +225,15 @@ impl Site {
             }
         };
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_LENGTH,
-            HeaderValue::from(range.end - range.start),
-        );
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type(&opened.path)),
-        );
+        let content_length = HeaderValue::from(range.end - range.start);
+        headers.insert(header::CONTENT_LENGTH, content_length);
+        let content_type = HeaderValue::from_static(content_type(&opened.path));
+        headers.insert(header::CONTENT_TYPE, content_type);
         if !head && !range.is_empty() {
-            match body(opened.source, range).await {
-                Ok(body) => *response.body_mut() = body,
-                Err(_) => return status(StatusCode::INTERNAL_SERVER_ERROR),
-            }
+            let body = body(opened.source, range, self.chunk_size);
+            *response.body_mut() = body.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
         }
-        response
+        Ok(response)
     }
 
     /// Finds and opens the file a request path names, inside the root.
@@ -274,18 +293,19 @@ impl Site {
     }
 }
 
-/// The body for `range` of an opened file.
-async fn body(source: Source, range: Range<u64>) -> io::Result<Body> {
+/// The body for `range` of an opened file. Blocking (it maps or seeks);
+/// call it inside a tokio runtime.
+fn body(source: Source, range: Range<u64>, chunk_size: usize) -> io::Result<Body> {
     Ok(match source {
         Source::Map(map) => {
-            let chunks = map.stream(range)?.chunks(CHUNK);
+            let chunks = map.stream(range)?.chunks(chunk_size);
             StreamBody::new(chunks.map_ok(Frame::data)).boxed_unsync()
         }
-        Source::File(file) => {
-            let mut file = tokio::fs::File::from_std(file);
-            file.seek(SeekFrom::Start(range.start)).await?;
+        Source::File(mut file) => {
+            file.seek(SeekFrom::Start(range.start))?;
+            let file = tokio::fs::File::from_std(file);
             let reader = file.take(range.end - range.start);
-            let chunks = tokio_util::io::ReaderStream::with_capacity(reader, CHUNK);
+            let chunks = tokio_util::io::ReaderStream::with_capacity(reader, chunk_size);
             StreamBody::new(chunks.map_ok(Frame::data)).boxed_unsync()
         }
     })
