@@ -17,7 +17,7 @@
 # during the downloads (100% on wrk's side means the client was the
 # bottleneck). Installs wrk and nginx with apt-get if they are missing.
 #
-#   bash benches/serve_bench.sh          # ~4 minutes; not run in CI
+#   bash benches/serve_bench.sh          # ~3.5 minutes; not run in CI
 #   DURATION=5 SERVERS="mapview nginx" bash benches/serve_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -234,8 +234,10 @@ for cache in hot cold; do
         download) label="1 GiB x16 $cache ($unit)" ;;
         ranges) label="64 KiB x64 $cache ($unit)" ;;
         esac
-        ratios=("$(ratio "$m" "$t")" "$(ratio "$m" "$t2")" "$(ratio "$m" "$n")")
-        case $key in *_cpu) ratios=("" "" "") ;; esac # busy %: no ratio
+        case $key in
+        *_cpu) ratios=("" "" "") ;; # busy %: no ratio
+        *) ratios=("$(ratio "$m" "$t")" "$(ratio "$m" "$t2")" "$(ratio "$m" "$n")") ;;
+        esac
         # shellcheck disable=SC2059
         printf "$ROW" "$label" "${m:--}" "${t:--}" "${t2:--}" "${n:--}" "${ratios[@]}"
     done
