@@ -14,11 +14,13 @@
 //! and refuses all further access.
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use memmap2::MmapRaw;
+use tokio::runtime::Handle;
 
 use crate::object::Object;
 use crate::range::Span;
@@ -27,7 +29,8 @@ use crate::sys::{self, Guarded, Populate};
 /// One mapping of `span` of an object.
 #[derive(Debug)]
 pub(crate) struct Region {
-    map: MmapRaw,
+    /// Taken out only by `drop`.
+    map: ManuallyDrop<MmapRaw>,
     /// Where the region starts in the object.
     offset: u64,
     object: Arc<Object>,
@@ -37,7 +40,7 @@ pub(crate) struct Region {
 impl Region {
     pub(crate) fn new(object: Arc<Object>, span: Span) -> io::Result<Self> {
         Ok(Self {
-            map: object.map_raw(span)?,
+            map: ManuallyDrop::new(object.map_raw(span)?),
             offset: span.start,
             object,
             poisoned: AtomicBool::new(false),
@@ -117,6 +120,16 @@ impl Region {
         Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
     }
 
+    /// Starts reading exactly the pages of `range` from the file, without
+    /// waiting (see [`sys::will_need`]).
+    pub(crate) fn will_need(&self, range: Range<u64>) -> io::Result<()> {
+        let len = (range.end - range.start) as usize;
+        let ptr = self.ptr(range.start, len)?;
+        // SAFETY: the range lies inside the live mapping (checked by `ptr`).
+        unsafe { sys::will_need(ptr, len) };
+        Ok(())
+    }
+
     /// Faults in the pages of `range`, blocking. Call it off the async workers.
     pub(crate) fn populate(&self, range: Range<u64>, how: Populate) -> io::Result<()> {
         let len = (range.end - range.start) as usize;
@@ -149,6 +162,26 @@ impl Region {
         let ptr = self.ptr(range.start, len)?;
         // SAFETY: the range lies inside the live mapping (checked by `ptr`).
         unsafe { sys::is_resident(ptr, len) }
+    }
+}
+
+/// Mappings at least this large are unmapped on the blocking pool when a
+/// runtime is at hand: tearing down the page tables of a populated GiB takes
+/// tens of milliseconds, which would stall an async worker.
+const UNMAP_OFF_WORKER: usize = 16 << 20;
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: `drop` runs once and nothing uses `self.map` after it.
+        let map = unsafe { ManuallyDrop::take(&mut self.map) };
+        if map.len() < UNMAP_OFF_WORKER {
+            return;
+        }
+        if let Ok(runtime) = Handle::try_current() {
+            // If the runtime is shutting down, the closure is dropped unrun,
+            // which unmaps right there: nothing leaks either way.
+            drop(runtime.spawn_blocking(move || drop(map)));
+        }
     }
 }
 

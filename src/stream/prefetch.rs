@@ -13,12 +13,14 @@
 //! One job runs at a time and covers one window. A new job starts when the
 //! reader is less than a window behind the resident end, so a steady reader
 //! never catches up with the disk (for pages already in memory, the job only
-//! fills page tables, faster than any reader). When the reader does catch up,
-//! one `mincore` on the window at the cursor (where the kernel tells the
-//! truth) lets it go on at once if the pages are resident anyway, as at the
-//! start of a hot file or after a seek; otherwise it waits (a stall) and the
-//! window doubles, up to its maximum. `mincore` is not on the steady path:
-//! it costs a page-cache lookup per page.
+//! fills page tables, faster than any reader). When the reader does catch up
+//! and no job is under way, as at the start of a stream or after a seek, one
+//! `mincore` on the window at the cursor (where the kernel tells the truth)
+//! lets it go on at once if the pages are resident anyway; otherwise it waits
+//! (a stall) and the window doubles, up to its maximum. `mincore` is not on
+//! the steady path: it costs a page-cache lookup per page, and it counts pages
+//! that are still being read in (by our own read-ahead) as resident, so
+//! trusting it while a job runs would make the reader wait on the disk.
 
 use std::io;
 use std::ops::Range;
@@ -127,10 +129,14 @@ impl Prefetcher {
                 return Poll::Ready(Err(error));
             }
             let next = pos..(pos + self.window).min(self.end());
-            if self.take_if_resident(next.clone()) {
-                continue;
-            }
             if !self.job.is_busy() {
+                // `mincore` counts pages that are still being read in as
+                // resident: ask it only when no job (and so, likely, no
+                // read-ahead of ours) is under way, as at the start of a
+                // stream or after a seek.
+                if self.take_if_resident(next.clone()) {
+                    continue;
+                }
                 self.start(next);
             }
             if !self.job.park(cx) {
@@ -170,11 +176,22 @@ impl Prefetcher {
     }
 
     /// Starts a job that populates `range` on the blocking pool.
+    ///
+    /// In the middle of a stream, the kernel's read-ahead around the faults
+    /// reads past the window, which the reader needs next anyway. A window
+    /// that reaches the end (a short range, say) asks for exactly its pages
+    /// first, so that nothing past the stream is read from the disk.
     fn start(&mut self, range: Range<u64>) {
         let region = Arc::clone(&self.region);
         let mode = self.mode;
+        let exact = range.end >= self.end;
         let tag = (range.clone(), mode);
-        self.job.start(tag, move || region.populate(range, mode));
+        self.job.start(tag, move || {
+            if exact {
+                region.will_need(range.clone())?;
+            }
+            region.populate(range, mode)
+        });
     }
 
     /// Takes in the result of a finished job, if any.

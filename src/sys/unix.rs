@@ -183,6 +183,22 @@ pub(crate) fn mincore_is_truthful(file: &File) -> bool {
     unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
 }
 
+/// Starts reading exactly the pages of `addr..addr + len` into the page
+/// cache (`MADV_WILLNEED`), without waiting. A fault on a file page that is
+/// not cached reads around it instead, the device's whole read-ahead size
+/// (often megabytes): right for a sequential reader, wasteful for a short
+/// range. Advice only: failures are ignored.
+///
+/// # Safety
+///
+/// `addr..addr + len` must lie inside one live mapping.
+pub(crate) unsafe fn will_need(addr: *const u8, len: usize) {
+    let (start, span) = page_span(addr, len);
+    // SAFETY: the span lies in a live mapping (caller); WILLNEED only starts
+    // reading it in and changes no contents.
+    unsafe { libc::madvise(start, span, libc::MADV_WILLNEED) };
+}
+
 /// Which populate advice to give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Populate {
@@ -195,11 +211,6 @@ pub(crate) enum Populate {
 /// Faults in the pages of `addr..addr + len` and fills their page tables,
 /// blocking until the disk has delivered them: call it off the async
 /// workers.
-///
-/// It first asks for exactly those pages with `MADV_WILLNEED`: a fault on
-/// a file page not in the page cache otherwise reads around it, the whole
-/// read-ahead size of the device (often megabytes), so small populates of a
-/// cold file would read many times the bytes they need.
 ///
 /// # Errors
 ///
@@ -215,9 +226,6 @@ pub(crate) unsafe fn populate(addr: *const u8, len: usize, how: Populate) -> io:
         Populate::Read => libc::MADV_POPULATE_READ,
         Populate::Write => libc::MADV_POPULATE_WRITE,
     };
-    // SAFETY: the span lies in a live mapping (caller); WILLNEED only
-    // starts reading it in. It is advice: a failure changes nothing.
-    unsafe { libc::madvise(start, span, libc::MADV_WILLNEED) };
     loop {
         // SAFETY: the span lies in a live mapping (caller); populate advice
         // does not change its contents.
