@@ -1,27 +1,60 @@
-//! Charging tokio's cooperative budget by the byte.
+//! [`Budget`]: when a stream that is always ready lets the other tasks of its
+//! thread run.
 //!
-//! tokio's budget counts polls, not work: a reader that is always ready
-//! (pages already in memory, a full pipe ring) would otherwise run for 128
-//! polls before it lets the other tasks of its thread run.
+//! tokio's cooperative budget counts polls, not time: a reader whose bytes
+//! are always ready (pages in memory, a full pipe ring) would run for 128
+//! polls, many milliseconds of copying, before its task yields. So each
+//! stream also keeps a time slice: once it has been polled back to back for
+//! [`SLICE`], the next poll wakes the task and returns `Pending`, and the
+//! executor runs the others first.
+//!
+//! ```text
+//!   polls:  |p|p|p|p|p|p|p|p| yield |p|p|p|p|p|p|p|p| yield ...
+//!           <------ SLICE ----->      <------ SLICE ----->
+//!   a gap of more than GAP between two polls (the task was waiting on
+//!   something else) starts a new slice
+//! ```
 
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::task::coop;
 
-/// How many bytes of copying cost one unit of tokio's cooperative budget.
-/// With one unit per poll, a task reading 64 KiB at a time from hot pages
-/// would run through 8 MiB (128 polls) before yielding to the other tasks of
-/// its thread; charging by the byte makes it yield every 1 MiB.
-const BYTES_PER_BUDGET_UNIT: usize = 8 << 10;
+/// How long a stream may be polled back to back before it yields.
+const SLICE: Duration = Duration::from_micros(500);
 
-/// Takes one unit of the task's cooperative budget per
-/// [`BYTES_PER_BUDGET_UNIT`] of `bytes` (at least one, at most 64): `Pending`
-/// when the budget is spent, so the task yields. The last unit comes back if
-/// the returned guard is dropped without `made_progress`.
-pub(crate) fn poll_budget(cx: &mut Context<'_>, bytes: usize) -> Poll<coop::RestoreOnPending> {
-    let units = (bytes / BYTES_PER_BUDGET_UNIT).clamp(1, 64);
-    for _ in 1..units {
-        ready!(coop::poll_proceed(cx)).made_progress();
+/// A pause between two polls longer than this means the task did something
+/// else in between: the slice starts over.
+const GAP: Duration = Duration::from_micros(100);
+
+/// The time slice of one stream.
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    slice_start: Option<Instant>,
+    last_poll: Option<Instant>,
+}
+
+impl Budget {
+    /// `Pending` (with the task woken at once) when the stream has used up
+    /// its slice, or tokio's budget for the task is spent. Otherwise the
+    /// guard of tokio's budget: call `made_progress` on it after the poll
+    /// did some work.
+    pub(crate) fn poll_proceed(&mut self, cx: &mut Context<'_>) -> Poll<coop::RestoreOnPending> {
+        let now = Instant::now();
+        let resumed = self
+            .last_poll
+            .is_none_or(|last| now.duration_since(last) > GAP);
+        self.last_poll = Some(now);
+        if resumed {
+            self.slice_start = Some(now);
+        }
+        let start = *self.slice_start.get_or_insert(now);
+        if now.duration_since(start) >= SLICE {
+            self.slice_start = None;
+            self.last_poll = None;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        coop::poll_proceed(cx)
     }
-    coop::poll_proceed(cx)
 }

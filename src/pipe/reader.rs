@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 
-use crate::budget::poll_budget;
+use crate::budget::Budget;
 
 use super::link::{Link, Signal};
 use super::ring::{Ring, Side, READER_ATTACHED, READER_CLOSED, WRITER_CLOSED};
@@ -49,6 +49,7 @@ pub struct PipeReader {
     filled: usize,
     /// A guarded copy failed: the mapping has zero pages in it now.
     poisoned: bool,
+    budget: Budget,
 }
 
 impl PipeReader {
@@ -68,6 +69,7 @@ impl PipeReader {
             link: Link::Gone,
             filled: 0,
             poisoned: false,
+            budget: Budget::default(),
         };
         reader.tail = reader.ring.tail();
         // On an error the reader drops and marks itself closed, so the writer
@@ -145,7 +147,7 @@ impl AsyncRead for PipeReader {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        let progress = ready!(poll_budget(cx, buf.remaining()));
+        let progress = ready!(this.budget.poll_proceed(cx));
         let available = ready!(this.poll_available(cx))?;
         progress.made_progress();
         let n = buf
@@ -173,8 +175,7 @@ impl AsyncRead for PipeReader {
 impl AsyncBufRead for PipeReader {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        // The caller consumes at its own pace; charge as for a 64 KiB read.
-        let progress = ready!(poll_budget(cx, 64 << 10));
+        let progress = ready!(this.budget.poll_proceed(cx));
         let available = ready!(this.poll_available(cx))?;
         progress.made_progress();
         // `available <= capacity`, which is mapped and so fits in usize.

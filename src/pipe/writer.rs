@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::AsyncWrite;
 
-use crate::budget::poll_budget;
+use crate::budget::Budget;
 
 use super::link::{Link, Signal};
 use super::ring::{Ring, Side, READER_CLOSED, WRITER_CLOSED};
@@ -38,6 +38,7 @@ pub struct PipeWriter {
     closed: bool,
     /// A guarded copy failed: the mapping has zero pages in it now.
     poisoned: bool,
+    budget: Budget,
 }
 
 fn broken_pipe(message: &str) -> io::Error {
@@ -53,6 +54,7 @@ impl PipeWriter {
             head: 0,
             closed: false,
             poisoned: false,
+            budget: Budget::default(),
         })
     }
 
@@ -124,7 +126,7 @@ impl AsyncWrite for PipeWriter {
         if buf.is_empty() {
             return Poll::Ready(this.check_usable().map(|()| 0));
         }
-        let progress = ready!(poll_budget(cx, buf.len()));
+        let progress = ready!(this.budget.poll_proceed(cx));
         let free = ready!(this.poll_room(cx))?;
         progress.made_progress();
         let n = buf.len().min(usize::try_from(free).unwrap_or(usize::MAX));

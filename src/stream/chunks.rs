@@ -32,8 +32,7 @@ impl Chunks {
         }
     }
 
-    /// Hands out the next chunk. Making a chunk copies nothing, so it costs
-    /// the least of the task's cooperative budget.
+    /// Hands out the next chunk.
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         if self.size == 0 {
             return Poll::Ready(Some(Err(io::Error::new(
@@ -41,7 +40,7 @@ impl Chunks {
                 "chunk size must be at least 1 byte",
             ))));
         }
-        let Some((start, len)) = ready!(self.stream.poll_next_span(cx, self.size, 1))? else {
+        let Some((start, len)) = ready!(self.stream.poll_next_span(cx, self.size))? else {
             return Poll::Ready(None);
         };
         let owner = RegionSlice::new(self.stream.region().clone(), start, len)?;

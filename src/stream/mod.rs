@@ -30,7 +30,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use tokio::runtime::Handle;
 
-use crate::budget::poll_budget;
+use crate::budget::Budget;
 use crate::object::{Access, Object};
 use crate::range::Span;
 use crate::region::Region;
@@ -77,6 +77,7 @@ pub struct ViewStream {
     pos: u64,
     prefetch: Prefetcher,
     writeback: Writeback,
+    budget: Budget,
     shut_down: bool,
     /// Held by every background job; the watch sees it go.
     liveness: Arc<()>,
@@ -142,6 +143,7 @@ impl ViewStream {
             writeback,
             region,
             pos: 0,
+            budget: Budget::default(),
             shut_down: false,
             liveness,
         })
@@ -200,18 +202,16 @@ impl ViewStream {
 
     /// Waits until bytes at the cursor are resident, and returns where they
     /// start in the region and how many (at most `max`) there are. `None` at
-    /// the end of the stream. Charges the task's cooperative budget as for
-    /// copying `cost` bytes.
+    /// the end of the stream.
     fn poll_next_span(
         &mut self,
         cx: &mut Context<'_>,
         max: usize,
-        cost: usize,
     ) -> Poll<io::Result<Option<(u64, usize)>>> {
         if self.pos >= self.len() {
             return Poll::Ready(Ok(None));
         }
-        let progress = ready!(poll_budget(cx, cost));
+        let progress = ready!(self.budget.poll_proceed(cx));
         let available = ready!(self.prefetch.poll_available(cx, self.pos, Populate::Read))?;
         progress.made_progress();
         let len = available.min(max as u64) as usize;
@@ -237,8 +237,7 @@ impl AsyncRead for ViewStream {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        let Some((start, len)) = ready!(this.poll_next_span(cx, buf.remaining(), buf.remaining()))?
-        else {
+        let Some((start, len)) = ready!(this.poll_next_span(cx, buf.remaining()))? else {
             return Poll::Ready(Ok(()));
         };
         // SAFETY: we only write initialised bytes into the unfilled part and
@@ -288,7 +287,7 @@ impl AsyncWrite for ViewStream {
         if buf.is_empty() || this.pos >= this.len() {
             return Poll::Ready(Ok(0));
         }
-        let progress = ready!(poll_budget(cx, buf.len()));
+        let progress = ready!(this.budget.poll_proceed(cx));
         let room = ready!(this.writeback.poll_room(cx))?;
         let available = ready!(this.prefetch.poll_available(cx, this.pos, Populate::Write))?;
         progress.made_progress();
@@ -318,9 +317,7 @@ impl AsyncWrite for ViewStream {
 impl AsyncBufRead for ViewStream {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        // The caller consumes the bytes at its own pace; charge as for a
-        // typical 64 KiB read.
-        match ready!(this.poll_next_span(cx, usize::MAX, 64 << 10))? {
+        match ready!(this.poll_next_span(cx, usize::MAX))? {
             Some((start, len)) => Poll::Ready(this.region.slice(start, len)),
             None => Poll::Ready(Ok(&[])),
         }

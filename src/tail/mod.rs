@@ -31,7 +31,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 use tokio::runtime::Handle;
 
-use crate::budget::poll_budget;
+use crate::budget::Budget;
 use source::{file_id, Source};
 use watcher::Watcher;
 
@@ -80,6 +80,7 @@ pub struct Tail {
     watcher: Watcher,
     runtime: Handle,
     liveness: Arc<()>,
+    budget: Budget,
 }
 
 impl Tail {
@@ -128,6 +129,7 @@ impl Tail {
             watcher,
             runtime,
             liveness,
+            budget: Budget::default(),
         })
     }
 
@@ -220,7 +222,7 @@ impl AsyncBufRead for Tail {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
         if this.filled.is_empty() {
-            let progress = ready!(poll_budget(cx, BUFFER));
+            let progress = ready!(this.budget.poll_proceed(cx));
             ready!(this.poll_fill(cx))?;
             progress.made_progress();
         }
