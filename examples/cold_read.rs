@@ -75,6 +75,23 @@ async fn read_to_end(mut reader: impl AsyncRead + Unpin) -> io::Result<u64> {
     }
 }
 
+async fn read_with(name: &str, path: &Path) -> io::Result<u64> {
+    match name {
+        "mapview ViewStream" => {
+            // SAFETY: this program is the only user of its temp file.
+            let map = unsafe { mapview::MappedFile::open(path)? };
+            read_to_end(map.stream(..)?).await
+        }
+        "naive mmap memcpy in poll_read" => {
+            let file = std::fs::File::open(path)?;
+            // SAFETY: as above.
+            let map = unsafe { memmap2::Mmap::map(&file)? };
+            read_to_end(NaiveMmapReader { map, pos: 0 }).await
+        }
+        _ => read_to_end(tokio::fs::File::open(path).await?).await,
+    }
+}
+
 fn main() -> io::Result<()> {
     let mib: usize = std::env::args()
         .nth(1)
@@ -83,39 +100,33 @@ fn main() -> io::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("cold.bin");
     make_file(&path, mib << 20)?;
-    println!("cold read of {mib} MiB, 64 KiB reads, current_thread runtime, 1 ms ticker\n");
-    ticker::print_header();
+    let rounds = ticker::rounds();
+    println!(
+        "cold read of {mib} MiB, 64 KiB reads, current_thread runtime, 1 ms ticker; \
+         median of {rounds} rounds (by MB/s)\n"
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    for name in [
+    let names = [
         "mapview ViewStream",
         "naive mmap memcpy in poll_read",
         "tokio::fs::File",
-    ] {
-        evict(&path)?;
-        let run = runtime.block_on(ticker::measure(async {
-            match name {
-                "mapview ViewStream" => {
-                    // SAFETY: this program is the only user of its temp file.
-                    let map = unsafe { mapview::MappedFile::open(&path)? };
-                    read_to_end(map.stream(..)?).await
-                }
-                "naive mmap memcpy in poll_read" => {
-                    let file = std::fs::File::open(&path)?;
-                    // SAFETY: as above.
-                    let map = unsafe { memmap2::Mmap::map(&file)? };
-                    read_to_end(NaiveMmapReader { map, pos: 0 }).await
-                }
-                _ => read_to_end(tokio::fs::File::open(&path).await?).await,
+    ];
+    let mut runs: Vec<Vec<ticker::Run>> = names.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (name, runs) in names.iter().zip(&mut runs) {
+            evict(&path)?;
+            let run = runtime.block_on(ticker::measure(read_with(name, &path)))?;
+            if run.bytes != (mib << 20) as u64 {
+                return Err(io::Error::other(format!("{name} read {} bytes", run.bytes)));
             }
-        }))?;
-        assert_eq!(
-            run.bytes,
-            (mib << 20) as u64,
-            "{name} read the wrong number of bytes"
-        );
-        ticker::print_row(name, &run);
+            runs.push(run);
+        }
+    }
+    ticker::print_header();
+    for (name, runs) in names.iter().zip(runs) {
+        ticker::print_row(name, &ticker::median(runs));
     }
     Ok(())
 }

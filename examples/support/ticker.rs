@@ -72,6 +72,21 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// The run with the median throughput.
+pub fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| (a.bytes as f64 / a.seconds).total_cmp(&(b.bytes as f64 / b.seconds)));
+    runs.swap_remove(runs.len() / 2)
+}
+
+/// How many rounds the examples run (each reader or writer once a round),
+/// from `MAPVIEW_ROUNDS`, default 3.
+pub fn rounds() -> usize {
+    std::env::var("MAPVIEW_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
 /// Prints the table header for [`print_row`].
 pub fn print_header() {
     println!(
