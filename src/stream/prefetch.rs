@@ -177,14 +177,16 @@ impl Prefetcher {
 
     /// Starts a job that populates `range` on the blocking pool.
     ///
-    /// In the middle of a stream, the kernel's read-ahead around the faults
-    /// reads past the window, which the reader needs next anyway. A window
-    /// that reaches the end (a short range, say) asks for exactly its pages
-    /// first, so that nothing past the stream is read from the disk.
+    /// For a long stream, the kernel's read-ahead around the faults reads
+    /// past the window, which the reader needs next anyway. A short stream
+    /// (a range request, say: no longer than the largest window) asks for
+    /// exactly its pages first, so that the disk does not read megabytes
+    /// around a few kilobytes. (Doing that for every window of a long stream
+    /// halves its throughput and, seen here, makes the reader's thread wait.)
     fn start(&mut self, range: Range<u64>) {
         let region = Arc::clone(&self.region);
         let mode = self.mode;
-        let exact = range.end >= self.end;
+        let exact = self.end <= self.max_window;
         let tag = (range.clone(), mode);
         self.job.start(tag, move || {
             if exact {
