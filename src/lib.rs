@@ -20,9 +20,18 @@
 //! - [`View`] / [`ViewMut`]: synchronous random access; they deref to
 //!   `&[u8]` / `&mut [u8]`, with typed reads and writes at an offset, durable
 //!   flushes and protection changes.
+//! - [`ViewStream`] ([`MappedFile::stream`]): sequential async access,
+//!   `AsyncRead` / `AsyncBufRead` / `AsyncSeek` / `AsyncWrite` and zero-copy
+//!   [`Chunks`] of `Bytes`; a background task on tokio's blocking pool makes
+//!   the pages ahead resident and writes dirty ones back, so polls never wait
+//!   on the disk.
 //!
 //! Every view holds the object alive through an `Arc`, so dropping the
-//! `MappedFile` while views exist is fine.
+//! `MappedFile` while views exist is fine. Built on the same machinery:
+//!
+//! - [`Tail`]: follows a growing, rotated log file like `tail -F`.
+//! - [`pipe`]: a one-way async byte pipe between processes through named
+//!   shared memory.
 //!
 //! # Quick start
 //!
