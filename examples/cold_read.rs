@@ -100,33 +100,14 @@ fn main() -> io::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("cold.bin");
     make_file(&path, mib << 20)?;
-    let rounds = ticker::rounds();
-    println!(
-        "cold read of {mib} MiB, 64 KiB reads, current_thread runtime, 1 ms ticker; \
-         median of {rounds} rounds (by MB/s)\n"
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    println!("cold read of {mib} MiB, 64 KiB reads, current_thread runtime, 1 ms ticker");
     let names = [
         "mapview ViewStream",
         "naive mmap memcpy in poll_read",
         "tokio::fs::File",
     ];
-    let mut runs: Vec<Vec<ticker::Run>> = names.iter().map(|_| Vec::new()).collect();
-    for _ in 0..rounds {
-        for (name, runs) in names.iter().zip(&mut runs) {
-            evict(&path)?;
-            let run = runtime.block_on(ticker::measure(read_with(name, &path)))?;
-            if run.bytes != (mib << 20) as u64 {
-                return Err(io::Error::other(format!("{name} read {} bytes", run.bytes)));
-            }
-            runs.push(run);
-        }
-    }
-    ticker::print_header();
-    for (name, runs) in names.iter().zip(runs) {
-        ticker::print_row(name, &ticker::median(runs));
-    }
-    Ok(())
+    ticker::compare(&names, (mib << 20) as u64, |name| {
+        evict(&path)?;
+        Ok(read_with(name, &path))
+    })
 }

@@ -97,28 +97,13 @@ fn main() -> io::Result<()> {
     let path = dir.path().join("written.bin");
     std::fs::write(&path, vec![1u8; (mib << 20) as usize])?;
     std::fs::File::open(&path)?.sync_all()?;
-    let rounds = ticker::rounds();
-    println!(
-        "durable write of {mib} MiB, 64 KiB writes, current_thread runtime, 1 ms ticker; \
-         median of {rounds} rounds (by MB/s)\n"
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    println!("durable write of {mib} MiB, 64 KiB writes, current_thread runtime, 1 ms ticker");
     let names = [
         "mapview ViewStream (+ flush)",
         "naive mmap memcpy in poll_write",
         "tokio::fs::File (+ sync_all)",
     ];
-    let mut runs: Vec<Vec<ticker::Run>> = names.iter().map(|_| Vec::new()).collect();
-    for _ in 0..rounds {
-        for (name, runs) in names.iter().zip(&mut runs) {
-            runs.push(runtime.block_on(ticker::measure(write_with(name, &path, mib << 20)))?);
-        }
-    }
-    ticker::print_header();
-    for (name, runs) in names.iter().zip(runs) {
-        ticker::print_row(name, &ticker::median(runs));
-    }
-    Ok(())
+    ticker::compare(&names, mib << 20, |name| {
+        Ok(write_with(name, &path, mib << 20))
+    })
 }

@@ -27,9 +27,8 @@ fn major_faults_of_this_thread() -> i64 {
 }
 
 /// Runs `work` (which returns the bytes it moved) on the current runtime
-/// while a ticker task records its lateness. Call it inside
-/// `block_on` of a `current_thread` runtime.
-pub async fn measure<F>(work: F) -> std::io::Result<Run>
+/// while a ticker task records its lateness.
+async fn measure<F>(work: F) -> std::io::Result<Run>
 where
     F: Future<Output = std::io::Result<u64>>,
 {
@@ -73,22 +72,51 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// The run with the median throughput.
-pub fn median(mut runs: Vec<Run>) -> Run {
+fn median(mut runs: Vec<Run>) -> Run {
     runs.sort_by(|a, b| (a.bytes as f64 / a.seconds).total_cmp(&(b.bytes as f64 / b.seconds)));
     runs.swap_remove(runs.len() / 2)
 }
 
-/// How many rounds the examples run (each reader or writer once a round),
-/// from `MAPVIEW_ROUNDS`, default 3.
-pub fn rounds() -> usize {
-    std::env::var("MAPVIEW_ROUNDS")
+/// Runs each of `names` once a round for `MAPVIEW_ROUNDS` rounds (default
+/// 3), interleaved, on a `current_thread` runtime under [`measure`]; `work`
+/// makes the future for a name (after any preparation, such as evicting
+/// pages) and returns the bytes it moved, which must be `bytes`. Prints a
+/// table of the median run of each.
+pub fn compare<W, F>(names: &[&'static str], bytes: u64, mut work: W) -> std::io::Result<()>
+where
+    W: FnMut(&'static str) -> std::io::Result<F>,
+    F: Future<Output = std::io::Result<u64>>,
+{
+    let rounds = std::env::var("MAPVIEW_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(3);
+    println!("median of {rounds} rounds (by MB/s)\n");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut runs: Vec<Vec<Run>> = names.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (name, runs) in names.iter().zip(&mut runs) {
+            let run = runtime.block_on(measure(work(name)?))?;
+            if run.bytes != bytes {
+                let moved = run.bytes;
+                return Err(std::io::Error::other(format!(
+                    "{name} moved {moved} bytes, not {bytes}"
+                )));
+            }
+            runs.push(run);
+        }
+    }
+    print_header();
+    for (name, runs) in names.iter().zip(runs) {
+        print_row(name, &median(runs));
+    }
+    Ok(())
 }
 
 /// Prints the table header for [`print_row`].
-pub fn print_header() {
+fn print_header() {
     println!(
         "{:<36} {:>7} {:>11} {:>6} {:>7} {:>7} {:>7}",
         "", "MB/s", "maj.faults", "ticks", "p50 ms", "p99 ms", "max ms"
@@ -96,7 +124,7 @@ pub fn print_header() {
 }
 
 /// Prints one run as a table row.
-pub fn print_row(name: &str, run: &Run) {
+fn print_row(name: &str, run: &Run) {
     println!(
         "{:<36} {:>7.0} {:>11} {:>6} {:>7.2} {:>7.2} {:>7.2}",
         name,
