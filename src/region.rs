@@ -155,6 +155,18 @@ impl Region {
             .flush_range(range.start as usize, (range.end - range.start) as usize)
     }
 
+    /// Reads a byte of every page of `range`, so that the calling thread
+    /// (a background job) pays what the first touch of freshly read pages
+    /// costs, not the reader after it. Blocking.
+    pub(crate) fn touch(&self, range: Range<u64>) -> io::Result<()> {
+        let len = (range.end - range.start) as usize;
+        let ptr = self.ptr(range.start, len)?;
+        // SAFETY: the range lies inside the live, readable mapping (checked
+        // by `ptr`).
+        let result = unsafe { sys::guarded_touch(ptr, len) };
+        self.poison_on_error(result)
+    }
+
     /// Whether every page of `range` is in memory (a hint; see
     /// [`sys::mincore_is_truthful`]).
     pub(crate) fn is_resident(&self, range: Range<u64>) -> io::Result<bool> {

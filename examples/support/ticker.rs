@@ -12,6 +12,9 @@ pub struct Run {
     pub seconds: f64,
     /// Major page faults (waits on the disk) of the runtime's thread.
     pub major_faults: i64,
+    /// The longest single poll of the work: how long the work itself kept
+    /// the runtime's thread without yielding.
+    pub longest_poll: Duration,
     /// How late each tick was, sorted.
     pub lateness: Vec<Duration>,
 }
@@ -49,7 +52,15 @@ where
     tokio::task::yield_now().await; // let the ticker start
     let start = Instant::now();
     let faults_before = major_faults_of_this_thread();
-    let bytes = work.await?;
+    let mut work = std::pin::pin!(work);
+    let mut longest_poll = Duration::ZERO;
+    let bytes = std::future::poll_fn(|cx| {
+        let polled = Instant::now();
+        let poll = work.as_mut().poll(cx);
+        longest_poll = longest_poll.max(polled.elapsed());
+        poll
+    })
+    .await?;
     let seconds = start.elapsed().as_secs_f64();
     let major_faults = major_faults_of_this_thread() - faults_before;
     ticker.abort();
@@ -62,6 +73,7 @@ where
         bytes,
         seconds,
         major_faults,
+        longest_poll,
         lateness,
     })
 }
@@ -118,18 +130,19 @@ where
 /// Prints the table header for [`print_row`].
 fn print_header() {
     println!(
-        "{:<36} {:>7} {:>11} {:>6} {:>7} {:>7} {:>7}",
-        "", "MB/s", "maj.faults", "ticks", "p50 ms", "p99 ms", "max ms"
+        "{:<34} {:>6} {:>10} {:>12} {:>6} {:>7} {:>7} {:>7}",
+        "", "MB/s", "maj.faults", "longest poll", "ticks", "p50 ms", "p99 ms", "max ms"
     );
 }
 
 /// Prints one run as a table row.
 fn print_row(name: &str, run: &Run) {
     println!(
-        "{:<36} {:>7.0} {:>11} {:>6} {:>7.2} {:>7.2} {:>7.2}",
+        "{:<34} {:>6.0} {:>10} {:>9.2} ms {:>6} {:>7.2} {:>7.2} {:>7.2}",
         name,
         run.bytes as f64 / run.seconds / 1e6,
         run.major_faults,
+        run.longest_poll.as_secs_f64() * 1000.0,
         run.lateness.len(),
         percentile_ms(&run.lateness, 0.5),
         percentile_ms(&run.lateness, 0.99),

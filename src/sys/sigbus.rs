@@ -136,6 +136,32 @@ pub(crate) enum Guarded {
     Destination,
 }
 
+/// Runs `access`, which touches memory only inside `start..start + len`
+/// (and memory that cannot fault), with a `SIGBUS` there absorbed: the page
+/// is replaced by zeros and the result is `UnexpectedEof`.
+///
+/// # Safety
+///
+/// `start..start + len` must lie inside a live mapping owned by the caller.
+unsafe fn guarded<T>(start: usize, len: usize, access: impl FnOnce() -> T) -> io::Result<T> {
+    install_handler()?;
+    GUARD_START.with(|g| g.set(start));
+    GUARD_END.with(|g| g.set(start + len));
+    FAULTED.with(|f| f.set(false));
+    compiler_fence(Ordering::SeqCst);
+    let value = access();
+    compiler_fence(Ordering::SeqCst);
+    GUARD_END.with(|g| g.set(0));
+    GUARD_START.with(|g| g.set(0));
+    if FAULTED.with(Cell::get) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the mapped file was truncated under the access",
+        ));
+    }
+    Ok(value)
+}
+
 /// Copies `len` bytes from `src` to `dst`, where the `guarded` side lies in a
 /// file mapping that may have been truncated.
 ///
@@ -154,26 +180,38 @@ pub(crate) unsafe fn guarded_copy(
     len: usize,
     guarded: Guarded,
 ) -> io::Result<()> {
-    install_handler()?;
     let start = match guarded {
         Guarded::Source => src as usize,
         Guarded::Destination => dst as usize,
     };
-    GUARD_START.with(|g| g.set(start));
-    GUARD_END.with(|g| g.set(start + len));
-    FAULTED.with(|f| f.set(false));
-    compiler_fence(Ordering::SeqCst);
     // SAFETY: the caller guarantees both ranges are valid and disjoint; a
     // SIGBUS inside the guarded range is absorbed by the handler.
-    unsafe { ptr::copy_nonoverlapping(src, dst, len) };
-    compiler_fence(Ordering::SeqCst);
-    GUARD_END.with(|g| g.set(0));
-    GUARD_START.with(|g| g.set(0));
-    if FAULTED.with(Cell::get) {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the mapped file was truncated under the copy",
-        ));
-    }
-    Ok(())
+    unsafe { self::guarded(start, len, || ptr::copy_nonoverlapping(src, dst, len)) }
+}
+
+/// Reads one byte of every page of `addr..addr + len`, so that whatever a
+/// first touch of those pages costs is paid by the calling thread.
+///
+/// # Errors
+///
+/// `UnexpectedEof` if a page was gone (the file was truncated); that page is
+/// anonymous zeros now.
+///
+/// # Safety
+///
+/// `addr..addr + len` must lie inside one live mapping that is readable.
+pub(crate) unsafe fn guarded_touch(addr: *const u8, len: usize) -> io::Result<()> {
+    let page = super::page_size();
+    // Bytes one page apart from the first, and the last: every page of the
+    // range holds one of them.
+    let offsets = (0..len).step_by(page).chain(len.checked_sub(1));
+    let touch = || {
+        for offset in offsets {
+            // SAFETY: `offset < len`, inside the mapping (caller); a SIGBUS
+            // there is absorbed by the guard.
+            unsafe { ptr::read_volatile(addr.add(offset)) };
+        }
+    };
+    // SAFETY: the range lies inside a live mapping (caller).
+    unsafe { guarded(addr as usize, len, touch) }
 }
