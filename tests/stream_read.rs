@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
 use tokio_test::{assert_pending, assert_ready};
 
-use common::{eventually, evict, pattern_file, resident_pages};
+use common::{eventually, evict, pattern_file, resident_pages, truncate};
 
 /// Sizes that are and are not page multiples, and start offsets that are and
 /// are not page-aligned.
@@ -234,12 +234,7 @@ async fn read_after_truncation(options: StreamOptions) -> std::io::Error {
     let mut stream = map.stream_with(.., &options).unwrap();
     let mut buf = vec![0u8; 1 << 20];
     stream.read_exact(&mut buf).await.unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(4096)
-        .unwrap();
+    truncate(&path, 4096);
     loop {
         match stream.read(&mut buf).await {
             Ok(0) => panic!("EOF instead of an error"),
@@ -277,12 +272,7 @@ async fn a_poisoned_stream_keeps_failing_after_a_seek_back() {
         .unwrap();
     let mut buf = vec![0u8; 8192];
     stream.read_exact(&mut buf).await.unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&path, 0);
     assert!(stream.read_exact(&mut buf).await.is_err());
     stream.seek(SeekFrom::Start(0)).await.unwrap();
     let err = stream.read_exact(&mut buf).await.unwrap_err();

@@ -1,9 +1,12 @@
 //! Tail: following growing, truncated, renamed and deleted files.
 
+mod common;
+
 use std::io::{ErrorKind, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::truncate;
 use mapview::Tail;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 
@@ -117,12 +120,7 @@ async fn copytruncate_rotation_reads_on_from_the_new_start() {
     expect_lines(&mut lines, numbered("before", 0..50)).await;
     // copytruncate: copy the file away, then cut it to zero in place.
     std::fs::copy(&path, dir.path().join("app.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&path, 0);
     tokio::time::sleep(Duration::from_millis(50)).await;
     append(&path, &joined(&numbered("after", 0..5)));
     expect_lines(&mut lines, numbered("after", 0..5)).await;

@@ -140,3 +140,9 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// Cuts the file at `path` to `len` bytes, as another program would.
+pub fn truncate(path: &Path, len: u64) {
+    let file = std::fs::OpenOptions::new().write(true).open(path);
+    file.and_then(|f| f.set_len(len)).expect("truncate");
+}
