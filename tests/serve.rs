@@ -330,50 +330,40 @@ async fn a_single_file_is_served_at_its_name_and_at_the_root() {
 
 #[test]
 fn parse_range_reads_the_three_forms_and_clamps() {
-    assert_eq!(
-        files::parse_range(b"bytes=0-9", 100),
-        RangeRequest::Bytes(0..10)
-    );
-    assert_eq!(
-        files::parse_range(b"bytes=90-200", 100),
-        RangeRequest::Bytes(90..100)
-    );
-    assert_eq!(
-        files::parse_range(b"bytes=50-", 100),
-        RangeRequest::Bytes(50..100)
-    );
-    assert_eq!(
-        files::parse_range(b"bytes=-500", 100),
-        RangeRequest::Bytes(0..100)
-    );
-    assert_eq!(
-        files::parse_range(b"BYTES = 1-1", 100),
-        RangeRequest::Bytes(1..2)
-    );
-    assert_eq!(
-        files::parse_range(b"bytes= 1-1 ", 100),
-        RangeRequest::Bytes(1..2)
-    );
-    assert_eq!(
-        files::parse_range(b"bytes=+1-2", 100),
-        RangeRequest::Unsatisfiable
-    );
-    assert_eq!(
-        files::parse_range(b"bytes=-", 100),
-        RangeRequest::Unsatisfiable
-    );
-    assert_eq!(
-        files::parse_range(b"bytes=99999999999999999999999-", 100),
-        RangeRequest::Unsatisfiable
-    );
-    assert_eq!(
-        files::parse_range(b"bytes=0-18446744073709551615", 100),
-        RangeRequest::Bytes(0..100)
-    );
-    assert_eq!(
-        files::parse_range(b"bytes=0-", 0),
-        RangeRequest::Unsatisfiable
-    );
+    let cases: [(&[u8], u64, RangeRequest); 11] = [
+        (b"bytes=0-9".as_slice(), 100, RangeRequest::Bytes(0..10)),
+        (
+            b"bytes=90-200".as_slice(),
+            100,
+            RangeRequest::Bytes(90..100),
+        ),
+        (b"bytes=50-".as_slice(), 100, RangeRequest::Bytes(50..100)),
+        (b"bytes=-500".as_slice(), 100, RangeRequest::Bytes(0..100)),
+        (b"BYTES = 1-1".as_slice(), 100, RangeRequest::Bytes(1..2)),
+        (b"bytes= 1-1 ".as_slice(), 100, RangeRequest::Bytes(1..2)),
+        (b"bytes=+1-2".as_slice(), 100, RangeRequest::Unsatisfiable),
+        (b"bytes=-".as_slice(), 100, RangeRequest::Unsatisfiable),
+        (
+            b"bytes=99999999999999999999999-".as_slice(),
+            100,
+            RangeRequest::Unsatisfiable,
+        ),
+        (
+            b"bytes=0-18446744073709551615".as_slice(),
+            100,
+            RangeRequest::Bytes(0..100),
+        ),
+        (b"bytes=0-".as_slice(), 0, RangeRequest::Unsatisfiable),
+    ];
+    for (header, len, expected) in cases {
+        let got = files::parse_range(header, len);
+        assert_eq!(
+            got,
+            expected,
+            "{} of {len}",
+            String::from_utf8_lossy(header)
+        );
+    }
 }
 
 #[test]
