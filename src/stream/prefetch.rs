@@ -45,7 +45,8 @@ pub(crate) struct Window {
 pub(crate) struct Prefetcher {
     region: Arc<Region>,
     job: JobSlot<(Range<u64>, Populate)>,
-    /// Where prefetching stops.
+    /// Where prefetching stops: the end of the region, or of the bytes known
+    /// to exist in a growing file.
     end: u64,
     /// Bytes known to be resident (for `mode`).
     resident: Range<u64>,
@@ -82,12 +83,6 @@ impl Prefetcher {
             prefetched_bytes: 0,
             stalls: 0,
         }
-    }
-
-    /// Where prefetching stops: the end of the region, or of the bytes known
-    /// to exist in a growing file.
-    fn end(&self) -> u64 {
-        self.end
     }
 
     /// Moves where prefetching stops (for a file that grew or shrank). The
@@ -128,7 +123,7 @@ impl Prefetcher {
             } else if let Some(error) = self.error.take() {
                 return Poll::Ready(Err(error));
             }
-            let next = pos..(pos + self.window).min(self.end());
+            let next = pos..(pos + self.window).min(self.end);
             if !self.job.is_busy() {
                 // `mincore` counts pages that are still being read in as
                 // resident: ask it only when no job (and so, likely, no
@@ -151,13 +146,13 @@ impl Prefetcher {
     /// Starts the next window while the reader is less than one behind.
     fn read_ahead(&mut self, pos: u64) {
         let end = self.resident.end;
-        if self.job.is_busy() || self.error.is_some() || end >= self.end() {
+        if self.job.is_busy() || self.error.is_some() || end >= self.end {
             return;
         }
         if end - pos > self.window {
             return;
         }
-        self.start(end..(end + self.window).min(self.end()));
+        self.start(end..(end + self.window).min(self.end));
     }
 
     /// Takes `range` as resident at once if `mincore` (where truthful) says
