@@ -359,6 +359,44 @@ fn stream_types_are_send_and_unpin() {
 }
 
 #[test]
+fn a_stream_that_yields_is_woken_only_after_the_runtime_ran_its_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 64 << 20;
+    let (path, _) = pattern_file(dir.path(), len);
+    std::fs::read(&path).unwrap(); // hot: every read is Ready at once
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(tokio::task::unconstrained(async {
+        let map = open(&path);
+        let mut stream = map
+            .stream_with(.., &StreamOptions::new().read_ahead(len as u64))
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut read = tokio_test::task::spawn(());
+        // Read until the stream's time slice is used up and it yields.
+        let yielded = loop {
+            let mut out = tokio::io::ReadBuf::new(&mut buf);
+            let poll = read.enter(|cx, _| {
+                tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut stream), cx, &mut out)
+            });
+            match poll {
+                std::task::Poll::Pending => break true,
+                std::task::Poll::Ready(r) if out.filled().is_empty() => break r.is_err(),
+                std::task::Poll::Ready(r) => r.unwrap(),
+            }
+        };
+        assert!(yielded, "a hot stream never yielded");
+        // Woken at once, a spawned reader would go straight back into the run
+        // queue, ahead of the timers that are due.
+        assert!(!read.is_woken(), "woken before the runtime ran its driver");
+        tokio::task::yield_now().await; // the runtime polls its driver
+        assert!(read.is_woken(), "never woken after yielding");
+    }));
+}
+
+#[test]
 fn a_hot_stream_yields_to_the_other_tasks_of_its_thread() {
     let dir = tempfile::tempdir().unwrap();
     let len = 64 << 20;
