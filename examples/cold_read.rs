@@ -14,7 +14,7 @@ mod ticker;
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -75,20 +75,20 @@ async fn read_to_end(mut reader: impl AsyncRead + Unpin) -> io::Result<u64> {
     }
 }
 
-async fn read_with(name: &str, path: &Path) -> io::Result<u64> {
+async fn read_with(name: &str, path: PathBuf) -> io::Result<u64> {
     match name {
         "mapview ViewStream" => {
             // SAFETY: this program is the only user of its temp file.
-            let map = unsafe { mapview::MappedFile::open(path)? };
+            let map = unsafe { mapview::MappedFile::open(&path)? };
             read_to_end(map.stream(..)?).await
         }
         "naive mmap memcpy in poll_read" => {
-            let file = std::fs::File::open(path)?;
+            let file = std::fs::File::open(&path)?;
             // SAFETY: as above.
             let map = unsafe { memmap2::Mmap::map(&file)? };
             read_to_end(NaiveMmapReader { map, pos: 0 }).await
         }
-        _ => read_to_end(tokio::fs::File::open(path).await?).await,
+        _ => read_to_end(tokio::fs::File::open(&path).await?).await,
     }
 }
 
@@ -108,6 +108,6 @@ fn main() -> io::Result<()> {
     ];
     ticker::compare(&names, (mib << 20) as u64, |name| {
         evict(&path)?;
-        Ok(read_with(name, &path))
+        Ok(read_with(name, path.clone()))
     })
 }

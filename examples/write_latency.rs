@@ -14,7 +14,7 @@
 mod ticker;
 
 use std::io;
-use std::path::Path;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -60,11 +60,11 @@ async fn write_all(mut writer: impl AsyncWrite + Unpin, len: u64) -> io::Result<
     Ok(len)
 }
 
-async fn write_with(name: &str, path: &Path, len: u64) -> io::Result<u64> {
+async fn write_with(name: &str, path: PathBuf, len: u64) -> io::Result<u64> {
     match name {
         "mapview ViewStream (+ flush)" => {
             // SAFETY: this program is the only user of its temp file.
-            let map = unsafe { mapview::MappedFile::create(path, len)? };
+            let map = unsafe { mapview::MappedFile::create(&path, len)? };
             write_all(map.stream(..)?, len).await
         }
         "naive mmap memcpy in poll_write" => {
@@ -73,14 +73,17 @@ async fn write_with(name: &str, path: &Path, len: u64) -> io::Result<u64> {
                 .write(true)
                 .create(true)
                 .truncate(true)
-                .open(path)?;
+                .open(&path)?;
             file.set_len(len)?;
             // SAFETY: as above.
             let map = unsafe { memmap2::MmapMut::map_mut(&file)? };
             write_all(NaiveMmapWriter { map, pos: 0 }, len).await
         }
         _ => {
-            let mut file = tokio::fs::OpenOptions::new().write(true).open(path).await?;
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .await?;
             let written = write_all(&mut file, len).await?;
             file.sync_all().await?;
             Ok(written)
@@ -104,6 +107,6 @@ fn main() -> io::Result<()> {
         "tokio::fs::File (+ sync_all)",
     ];
     ticker::compare(&names, mib << 20, |name| {
-        Ok(write_with(name, &path, mib << 20))
+        Ok(write_with(name, path.clone(), mib << 20))
     })
 }
