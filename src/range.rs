@@ -1,7 +1,7 @@
 //! Resolving `RangeBounds<u64>` against the bounds of an object or a view.
 
 use std::io;
-use std::ops::{Bound, RangeBounds};
+use std::ops::{Bound, Range, RangeBounds};
 
 /// A non-empty byte range `start..start + len`, already checked against the
 /// bounds it was resolved in.
@@ -21,6 +21,13 @@ impl Span {
             )
         })
     }
+}
+
+/// `range` cut into consecutive pieces of at most `step` (non-zero) bytes.
+pub(crate) fn steps(range: Range<u64>, step: u64) -> impl Iterator<Item = Range<u64>> {
+    (range.start..range.end)
+        .step_by(usize::try_from(step).unwrap_or(usize::MAX))
+        .map(move |start| start..start.saturating_add(step).min(range.end))
 }
 
 /// Resolves `range` inside `lo..hi`: an unbounded start is `lo`, an unbounded
@@ -82,5 +89,17 @@ mod tests {
         ] {
             assert_eq!(span.unwrap_err().kind(), io::ErrorKind::InvalidInput);
         }
+    }
+
+    #[test]
+    fn steps_cover_the_range_in_order_without_gaps() {
+        let cut = |range, step| steps(range, step).collect::<Vec<_>>();
+        assert_eq!(cut(0..10, 4), [0..4, 4..8, 8..10]);
+        assert_eq!(cut(3..11, 4), [3..7, 7..11]);
+        assert_eq!(cut(5..5, 4), []);
+        assert_eq!(
+            cut(u64::MAX - 3..u64::MAX, 2),
+            [u64::MAX - 3..u64::MAX - 1, u64::MAX - 1..u64::MAX]
+        );
     }
 }

@@ -23,7 +23,7 @@ use memmap2::MmapRaw;
 use tokio::runtime::Handle;
 
 use crate::object::Object;
-use crate::range::Span;
+use crate::range::{steps, Span};
 use crate::sys::{self, Guarded, Populate};
 
 /// One mapping of `span` of an object.
@@ -177,7 +177,15 @@ impl Region {
     }
 }
 
-/// Mappings at least this large are unmapped on the blocking pool when a
+/// Background work on a region's pages goes this many bytes at a time, with
+/// a `sched_yield` in between. Filling or tearing down page tables and
+/// starting writeback are CPU work in the kernel, milliseconds for tens of
+/// MiB; seen with `perf sched` on the development VM, the scheduler queued
+/// the runtime thread, woken meanwhile, behind such a job on the same CPU
+/// for up to 3.8 ms while the other CPU was idle.
+pub(crate) const BLOCKING_STEP: u64 = 1 << 20;
+
+/// Mappings at least this large are torn down on the blocking pool when a
 /// runtime is at hand: tearing down the page tables of a populated GiB takes
 /// tens of milliseconds, which would stall an async worker.
 const UNMAP_OFF_WORKER: usize = 16 << 20;
@@ -192,8 +200,24 @@ impl Drop for Region {
         if let Ok(runtime) = Handle::try_current() {
             // If the runtime is shutting down, the closure is dropped unrun,
             // which unmaps right there: nothing leaks either way.
-            drop(runtime.spawn_blocking(move || drop(map)));
+            drop(runtime.spawn_blocking(move || unmap_in_steps(map)));
         }
+    }
+}
+
+/// Unmaps `map`, dropping its page tables a step at a time first, so that
+/// neither the CPU nor the process's memory-map lock is held for long.
+fn unmap_in_steps(map: MmapRaw) {
+    for step in steps(0..map.len() as u64, BLOCKING_STEP) {
+        // SAFETY: the step lies inside `map`, which is owned here and no
+        // longer reachable by anyone: no one reads its pages again.
+        unsafe {
+            sys::drop_page_tables(
+                map.as_ptr().add(step.start as usize),
+                (step.end - step.start) as usize,
+            )
+        };
+        std::thread::yield_now();
     }
 }
 

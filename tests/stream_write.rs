@@ -175,6 +175,30 @@ async fn a_fast_writer_is_held_back_at_the_dirty_limit() {
     assert!(on_disk.chunks(data.len()).all(|c| c == &data[..]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_large_stream_dropped_unflushed_is_unmapped_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 32 << 20; // large enough to be torn down off the worker
+    let (path, map) = create(dir.path(), len);
+    let data = pattern(len as usize);
+    let mut stream = map.stream(..).unwrap();
+    stream.write_all(&data).await.unwrap();
+    let name = path.to_str().unwrap().to_owned();
+    let mapped = move || {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines().any(|line| line.ends_with(&name))
+    };
+    assert!(mapped());
+    drop(stream);
+    drop(map);
+    tokio::task::spawn_blocking(move || {
+        common::eventually("the stream's mapping is gone", || !mapped())
+    })
+    .await
+    .unwrap();
+    assert!(std::fs::read(&path).unwrap() == data, "written bytes lost");
+}
+
 #[tokio::test]
 async fn copy_on_write_streams_never_change_the_file() {
     let dir = tempfile::tempdir().unwrap();

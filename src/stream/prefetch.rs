@@ -29,7 +29,8 @@ use std::task::{Context, Poll};
 
 use tokio::runtime::Handle;
 
-use crate::region::Region;
+use crate::range::steps;
+use crate::region::{Region, BLOCKING_STEP};
 use crate::stream::job::JobSlot;
 use crate::sys::{self, Populate};
 
@@ -187,15 +188,19 @@ impl Prefetcher {
             if exact {
                 region.will_need(range.clone())?;
             }
-            region.populate(range.clone(), mode)?;
-            if mode == Populate::Read {
-                // Measured on the development VM: the first copy out of
-                // pages fresh off the disk took milliseconds per 64 KiB on
-                // whichever thread made it; touching them here took the
-                // reader's longest poll from 7-20 ms to about 1-2 ms.
-                // (`mincore` cannot tell fresh pages: it counts pages still
-                // being read in as resident, so every window is touched.)
-                region.touch(range)?;
+            for step in steps(range, BLOCKING_STEP) {
+                region.populate(step.clone(), mode)?;
+                if mode == Populate::Read {
+                    // Measured on the development VM: the first copy out of
+                    // pages fresh off the disk took milliseconds per 64 KiB
+                    // on whichever thread made it; touching them here took
+                    // the reader's longest poll from 7-20 ms to about 1-2 ms.
+                    // (`mincore` cannot tell fresh pages: it counts pages
+                    // still being read in as resident, so every window is
+                    // touched.)
+                    region.touch(step)?;
+                }
+                std::thread::yield_now(); // see `BLOCKING_STEP`
             }
             Ok(())
         });

@@ -32,7 +32,8 @@ use std::task::{Context, Poll};
 use tokio::runtime::Handle;
 
 use crate::object::{Access, Backing};
-use crate::region::Region;
+use crate::range::steps;
+use crate::region::{Region, BLOCKING_STEP};
 use crate::stream::job::JobSlot;
 
 /// Some bytes of a range: the range covers them, `bytes` counts them.
@@ -168,7 +169,10 @@ impl Writeback {
         let (start_range, wait_range) = (range_of(&start), range_of(&wait));
         self.job.start(FileJob::WriteBack { start, wait }, move || {
             if let Some(range) = start_range {
-                region.write_back(range, false)?;
+                for step in steps(range, BLOCKING_STEP) {
+                    region.write_back(step, false)?;
+                    std::thread::yield_now(); // see `BLOCKING_STEP`
+                }
             }
             if let Some(range) = wait_range {
                 region.write_back(range, true)?;

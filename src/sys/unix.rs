@@ -199,6 +199,24 @@ pub(crate) unsafe fn will_need(addr: *const u8, len: usize) {
     unsafe { libc::madvise(start, span, libc::MADV_WILLNEED) };
 }
 
+/// Drops the page-table entries of `addr..addr + len` (`MADV_DONTNEED`),
+/// so that unmapping it later is cheap. For a shared mapping the contents
+/// stay in the file or shared memory (dirty pages are still written back);
+/// for a private one its copy-on-write copies are discarded. Advice only:
+/// failures are ignored.
+///
+/// # Safety
+///
+/// `addr..addr + len` must lie inside one live mapping whose private pages,
+/// if any, no one reads again.
+pub(crate) unsafe fn drop_page_tables(addr: *const u8, len: usize) {
+    let (start, span) = page_span(addr, len);
+    // SAFETY: the span lies in a live mapping (caller); for shared mappings
+    // DONTNEED changes no contents, and the caller vouches that the private
+    // copies it discards are not read again.
+    unsafe { libc::madvise(start, span, libc::MADV_DONTNEED) };
+}
+
 /// Which populate advice to give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Populate {
