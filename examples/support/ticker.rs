@@ -5,6 +5,13 @@
 //! The work runs as a spawned task, as it would in a server. tokio's timer
 //! has a resolution of 1 ms, so even on an idle runtime a tick wakes up to
 //! about 1 ms late: the "ticker alone" row shows that floor on this machine.
+//!
+//! Each poll of the work is also watched through the thread's context
+//! switches: "polls slept" counts polls in which the runtime's thread
+//! blocked (a disk wait, a contended lock), which a well-behaved task never
+//! does; "preempted" counts polls in which the kernel ran another thread on
+//! its CPU, which is the machine's doing. "on CPU" is the most CPU time a
+//! single poll used, so a long poll that was mostly preempted shows as such.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -19,18 +26,53 @@ struct Run {
     /// The longest single poll of the work: how long the work itself kept
     /// the runtime's thread without yielding.
     longest_poll: Duration,
+    /// The most CPU time the thread used in one poll of the work: the
+    /// longest poll less the time the thread was off its CPU.
+    longest_on_cpu: Duration,
+    /// Polls of the work during which the runtime's thread slept (blocked:
+    /// on the disk, a lock, a system call), and during which the kernel
+    /// gave its CPU to another thread (preempted: the machine, not the work).
+    polls_slept: u64,
+    polls_preempted: u64,
     /// How late each tick was, sorted.
     lateness: Vec<Duration>,
 }
 
-/// Major page faults taken by the calling thread so far.
-fn major_faults_of_this_thread() -> i64 {
-    // SAFETY: getrusage fills the zeroed struct it is given.
+/// The resource usage of the calling thread so far.
+fn usage_of_this_thread() -> libc::rusage {
+    // SAFETY: getrusage fills the zeroed struct it is given; RUSAGE_THREAD
+    // cannot fail for the calling thread.
     unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
-        usage.ru_majflt
+        usage
     }
+}
+
+/// Major page faults taken by the calling thread so far.
+fn major_faults_of_this_thread() -> i64 {
+    usage_of_this_thread().ru_majflt
+}
+
+/// The CPU time the calling thread used so far.
+fn cpu_time_of_this_thread() -> Duration {
+    // SAFETY: clock_gettime fills the zeroed struct it is given; the
+    // calling thread's CPU clock always exists.
+    let time = unsafe {
+        let mut time: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time);
+        time
+    };
+    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
+
+/// What [`timing_polls`] saw of the polls of a future.
+#[derive(Default)]
+struct Polls {
+    longest: Duration,
+    longest_on_cpu: Duration,
+    slept: u64,
+    preempted: u64,
 }
 
 /// Runs `work` (which returns the bytes it moved) as a task on the current
@@ -56,7 +98,7 @@ where
     tokio::task::yield_now().await; // let the ticker start
     let start = Instant::now();
     let faults_before = major_faults_of_this_thread();
-    let (bytes, longest_poll) = tokio::spawn(timing_polls(work))
+    let (bytes, polls) = tokio::spawn(timing_polls(work))
         .await
         .map_err(std::io::Error::other)?;
     let bytes = bytes?;
@@ -72,24 +114,36 @@ where
         bytes,
         seconds,
         major_faults,
-        longest_poll,
+        longest_poll: polls.longest,
+        longest_on_cpu: polls.longest_on_cpu,
+        polls_slept: polls.slept,
+        polls_preempted: polls.preempted,
         lateness,
     })
 }
 
-/// Runs `work` to completion, and returns its output with the longest of its
-/// polls: how long the work kept the runtime's thread without yielding.
-async fn timing_polls<F: Future>(work: F) -> (F::Output, Duration) {
+/// Runs `work` to completion, and returns its output with what its polls
+/// did: the longest (how long the work kept the runtime's thread without
+/// yielding), and how many slept or were preempted, from the thread's
+/// voluntary and involuntary context switches.
+async fn timing_polls<F: Future>(work: F) -> (F::Output, Polls) {
     let mut work = std::pin::pin!(work);
-    let mut longest_poll = Duration::ZERO;
+    let mut polls = Polls::default();
     let output = std::future::poll_fn(|cx| {
+        let before = usage_of_this_thread();
+        let cpu_before = cpu_time_of_this_thread();
         let polled = Instant::now();
         let poll = work.as_mut().poll(cx);
-        longest_poll = longest_poll.max(polled.elapsed());
+        polls.longest = polls.longest.max(polled.elapsed());
+        let on_cpu = cpu_time_of_this_thread() - cpu_before;
+        polls.longest_on_cpu = polls.longest_on_cpu.max(on_cpu);
+        let after = usage_of_this_thread();
+        polls.slept += u64::from(after.ru_nvcsw > before.ru_nvcsw);
+        polls.preempted += u64::from(after.ru_nivcsw > before.ru_nivcsw);
         poll
     })
     .await;
-    (output, longest_poll)
+    (output, polls)
 }
 
 fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
@@ -97,13 +151,32 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-/// One run as the figures of a table row: MB/s, major faults, longest poll
-/// (ms), ticks, and tick lateness p50, p99 and max (ms).
-fn figures(run: &Run) -> [f64; 7] {
+/// The figures of a table row, in this order.
+const COLUMNS: [&str; 10] = [
+    "MB/s",
+    "maj.faults",
+    "polls slept",
+    "preempted",
+    "longest poll ms",
+    "on CPU ms",
+    "ticks",
+    "p50 ms",
+    "p99 ms",
+    "max ms",
+];
+
+/// The column of the max tick lateness.
+const MAX: usize = COLUMNS.len() - 1;
+
+/// One run as the figures of a table row (see [`COLUMNS`]).
+fn figures(run: &Run) -> [f64; COLUMNS.len()] {
     [
         run.bytes as f64 / run.seconds / 1e6,
         run.major_faults as f64,
+        run.polls_slept as f64,
+        run.polls_preempted as f64,
         run.longest_poll.as_secs_f64() * 1000.0,
+        run.longest_on_cpu.as_secs_f64() * 1000.0,
         run.lateness.len() as f64,
         percentile_ms(&run.lateness, 0.5),
         percentile_ms(&run.lateness, 0.99),
@@ -112,13 +185,16 @@ fn figures(run: &Run) -> [f64; 7] {
 }
 
 /// The median of each figure over the rounds, and the worst max lateness.
-fn summary(rounds: &[[f64; 7]]) -> ([f64; 7], f64) {
+fn summary(rounds: &[[f64; COLUMNS.len()]]) -> ([f64; COLUMNS.len()], f64) {
     let median = std::array::from_fn(|column| {
         let mut values: Vec<f64> = rounds.iter().map(|figures| figures[column]).collect();
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     });
-    let worst = rounds.iter().map(|figures| figures[6]).fold(0.0, f64::max);
+    let worst = rounds
+        .iter()
+        .map(|figures| figures[MAX])
+        .fold(0.0, f64::max);
     (median, worst)
 }
 
@@ -146,7 +222,7 @@ where
         .enable_all()
         .build()?;
     let all: Vec<&str> = names.iter().copied().chain([FLOOR]).collect();
-    let mut results: Vec<Vec<[f64; 7]>> = all.iter().map(|_| Vec::new()).collect();
+    let mut results: Vec<Vec<[f64; COLUMNS.len()]>> = all.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
         for (name, results) in all.iter().zip(&mut results) {
             let run = if *name == FLOOR {
@@ -167,24 +243,19 @@ where
             results.push(figures(&run));
         }
     }
-    println!(
-        "{:<34} {:>6} {:>10} {:>12} {:>6} {:>7} {:>7} {:>7} {:>9}",
-        "",
-        "MB/s",
-        "maj.faults",
-        "longest poll",
-        "ticks",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "worst max"
-    );
+    print!("{:<32}", "");
+    for column in COLUMNS.iter().chain(&["worst max ms"]) {
+        print!(" {column:>w$}", w = column.len().max(6));
+    }
+    println!();
     for (name, results) in all.iter().zip(&results) {
-        let (m, worst) = summary(results);
-        println!(
-            "{:<34} {:>6.0} {:>10} {:>9.2} ms {:>6} {:>7.2} {:>7.2} {:>7.2} {:>9.2}",
-            name, m[0], m[1], m[2], m[3], m[4], m[5], m[6], worst
-        );
+        let (median, worst) = summary(results);
+        print!("{name:<32}");
+        for (column, value) in COLUMNS.iter().zip(median).chain([(&"worst max ms", worst)]) {
+            let decimals = if column.ends_with("ms") { 2 } else { 0 };
+            print!(" {value:>w$.decimals$}", w = column.len().max(6));
+        }
+        println!();
     }
     Ok(())
 }
