@@ -66,7 +66,7 @@ impl Budget {
 
 /// Arranges for the task to be woken after the executor has polled its
 /// driver, and not before.
-fn yield_to_driver(cx: &mut Context<'_>) {
+pub(crate) fn yield_to_driver(cx: &mut Context<'_>) {
     // The first poll of `yield_now` hands the waker to the runtime's list of
     // tasks to wake after the driver (outside a runtime it wakes at once),
     // and returns `Pending`; dropping it afterwards cancels nothing.

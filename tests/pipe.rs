@@ -323,7 +323,7 @@ async fn a_writer_blocked_on_a_full_ring_gets_broken_pipe_when_the_reader_drops(
     let mut writer = pipe::create(&name, 8).unwrap();
     let reader = pipe::open(&name).unwrap();
     let mut task = tokio_test::task::spawn(writer.write_all(b"more than eight bytes"));
-    assert_pending!(task.poll());
+    poll_until_asleep(&mut task).await;
     drop(reader);
     wait_until_woken(&task).await;
     let err = assert_ready!(task.poll()).unwrap_err();
@@ -476,6 +476,27 @@ async fn wait_until_woken<T: std::future::Future>(task: &tokio_test::task::Spawn
     }
 }
 
+/// Polls `task`, which must stay pending, until it stops waking itself (a
+/// waiting pipe end looks again for some microseconds before it sleeps on
+/// its link), then checks that it stays asleep: an idle end costs nothing.
+async fn poll_until_asleep<T>(task: &mut tokio_test::task::Spawn<T>)
+where
+    T: std::future::Future,
+    T::Output: std::fmt::Debug,
+{
+    for _ in 0..100 {
+        assert_pending!(task.poll());
+        // Lets the runtime run the wake-ups it defers to after its driver.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        if !task.is_woken() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(!task.is_woken(), "an idle pipe end woke itself");
+            return;
+        }
+    }
+    panic!("the pipe end never went to sleep");
+}
+
 #[tokio::test]
 async fn reader_is_pending_on_an_empty_ring_and_woken_by_a_write() {
     let name = shm_name("wake-reader");
@@ -483,8 +504,7 @@ async fn reader_is_pending_on_an_empty_ring_and_woken_by_a_write() {
     let mut reader = pipe::open(&name).unwrap();
     let mut buf = [0u8; 16];
     let mut read = tokio_test::task::spawn(reader.read(&mut buf));
-    assert_pending!(read.poll());
-    assert!(!read.is_woken());
+    poll_until_asleep(&mut read).await;
     writer.write_all(b"wake").await.unwrap();
     wait_until_woken(&read).await;
     assert_eq!(assert_ready!(read.poll()).unwrap(), 4);
@@ -499,7 +519,7 @@ async fn writer_is_pending_on_a_full_ring_and_woken_by_a_read() {
     let mut reader = pipe::open(&name).unwrap();
     writer.write_all(b"0123456789").await.unwrap();
     let mut write = tokio_test::task::spawn(writer.write(b"abc"));
-    assert_pending!(write.poll());
+    poll_until_asleep(&mut write).await;
     let mut buf = [0u8; 4];
     reader.read_exact(&mut buf).await.unwrap();
     wait_until_woken(&write).await;
@@ -513,7 +533,7 @@ async fn reader_is_woken_by_shutdown() {
     let mut reader = pipe::open(&name).unwrap();
     let mut buf = [0u8; 16];
     let mut read = tokio_test::task::spawn(reader.read(&mut buf));
-    assert_pending!(read.poll());
+    poll_until_asleep(&mut read).await;
     writer.shutdown().await.unwrap();
     wait_until_woken(&read).await;
     assert_eq!(assert_ready!(read.poll()).unwrap(), 0);

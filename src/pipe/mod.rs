@@ -22,7 +22,10 @@
 //!   full, the reader's reads while it is empty. A side that is about to
 //!   sleep says so in the header; the other side then sends one byte over a
 //!   Unix socket that connects the two ends, and tokio's reactor wakes the
-//!   sleeping task. An idle pipe costs no CPU and no thread.
+//!   sleeping task. Before it sleeps, a waiting side yields and looks again
+//!   for 20 µs, which catches a quick reply without any system call (a
+//!   64-byte round trip then takes about 1 µs, against ~15 µs through a
+//!   Unix socket). An idle pipe costs no CPU and no thread.
 //! - **End of stream.** The reader sees EOF after the writer's `shutdown` or
 //!   drop, once it has read every byte.
 //! - **Crashes.** When a process dies the kernel closes its end of the
@@ -68,6 +71,7 @@
 mod link;
 mod reader;
 mod ring;
+mod spin;
 mod writer;
 
 use std::io;

@@ -10,6 +10,7 @@ use crate::budget::Budget;
 
 use super::link::{Link, Signal};
 use super::ring::{Ring, Side, READER_ATTACHED, READER_CLOSED, WRITER_CLOSED};
+use super::spin::Spin;
 
 /// The reading end of a [`pipe`](crate::pipe), made by
 /// [`pipe::open`](crate::pipe::open). `Send + Unpin`.
@@ -50,6 +51,7 @@ pub struct PipeReader {
     /// A guarded copy failed: the mapping has zero pages in it now.
     poisoned: bool,
     budget: Budget,
+    spin: Spin,
 }
 
 impl PipeReader {
@@ -70,6 +72,7 @@ impl PipeReader {
             filled: 0,
             poisoned: false,
             budget: Budget::default(),
+            spin: Spin::default(),
         };
         reader.tail = reader.ring.tail();
         // On an error the reader drops and marks itself closed, so the writer
@@ -99,6 +102,7 @@ impl PipeReader {
         loop {
             let available = self.ring.readable(self.tail)?;
             if available > 0 {
+                self.spin.moved();
                 return Poll::Ready(Ok(available));
             }
             // The writer publishes `head` before the flag: after seeing the
@@ -106,6 +110,7 @@ impl PipeReader {
             if self.writer_closed() {
                 return Poll::Ready(self.ring.readable(self.tail));
             }
+            ready!(self.spin.poll_spin(cx));
             self.ring.set_waiting(Side::Reader);
             if self.ring.readable(self.tail)? > 0 || self.writer_closed() {
                 self.ring.clear_waiting(Side::Reader);

@@ -10,6 +10,7 @@ use crate::budget::Budget;
 
 use super::link::{Link, Signal};
 use super::ring::{Ring, Side, READER_CLOSED, WRITER_CLOSED};
+use super::spin::Spin;
 
 /// The writing end of a [`pipe`](crate::pipe), made by
 /// [`pipe::create`](crate::pipe::create). `Send + Unpin`.
@@ -39,6 +40,7 @@ pub struct PipeWriter {
     /// A guarded copy failed: the mapping has zero pages in it now.
     poisoned: bool,
     budget: Budget,
+    spin: Spin,
 }
 
 fn broken_pipe(message: &str) -> io::Error {
@@ -55,6 +57,7 @@ impl PipeWriter {
             closed: false,
             poisoned: false,
             budget: Budget::default(),
+            spin: Spin::default(),
         })
     }
 
@@ -94,8 +97,10 @@ impl PipeWriter {
             self.check_usable()?;
             let free = self.ring.writable(self.head)?;
             if free > 0 {
+                self.spin.moved();
                 return Poll::Ready(Ok(free));
             }
+            ready!(self.spin.poll_spin(cx));
             self.ring.set_waiting(Side::Writer);
             if self.ring.writable(self.head)? > 0 {
                 self.ring.clear_waiting(Side::Writer);
