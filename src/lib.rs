@@ -80,6 +80,7 @@
 )]
 
 mod budget;
+mod driver;
 mod map;
 mod object;
 #[cfg(target_os = "linux")]

@@ -467,6 +467,30 @@ fn create_and_open_outside_a_runtime_are_errors_not_panics() {
     assert!(!shm_exists(&name));
 }
 
+#[test]
+fn create_and_open_in_a_runtime_without_io_are_errors_not_panics() {
+    let name = shm_name("no-io");
+    let without_io = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let err = without_io
+        .block_on(async { pipe::create(&name, 4096) })
+        .unwrap_err();
+    assert!(err.to_string().contains("IO enabled"), "{err}");
+    assert!(!shm_exists(&name));
+
+    let with_io = runtime();
+    let writer = with_io
+        .block_on(async { pipe::create(&name, 4096) })
+        .unwrap();
+    let err = without_io
+        .block_on(async { pipe::open(&name) })
+        .unwrap_err();
+    assert!(err.to_string().contains("IO enabled"), "{err}");
+    drop(writer);
+    assert!(!shm_exists(&name));
+}
+
 /// Lets the runtime's reactor run until `task` was woken (bounded).
 async fn wait_until_woken<T: std::future::Future>(task: &tokio_test::task::Spawn<T>) {
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -31,6 +31,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::driver::with_drivers;
 use crate::sys;
 
 /// What a wait on the link ended with.
@@ -63,6 +64,16 @@ fn address(token: u64) -> io::Result<SocketAddr> {
     SocketAddr::from_abstract_name(format!("mapview-pipe-{token:016x}"))
 }
 
+/// The listener, registered with the current runtime's IO driver.
+fn register_listener(listener: StdListener) -> io::Result<UnixListener> {
+    with_drivers("mapview::pipe", "IO", || UnixListener::from_std(listener))
+}
+
+/// The stream, registered with the current runtime's IO driver.
+fn register_stream(stream: StdStream) -> io::Result<UnixStream> {
+    with_drivers("mapview::pipe", "IO", || UnixStream::from_std(stream))
+}
+
 fn check_peer(stream: &UnixStream, owner: u32) -> io::Result<()> {
     let uid = stream.peer_cred()?.uid();
     if uid != owner {
@@ -82,7 +93,7 @@ impl Link {
         listener.set_nonblocking(true)?;
         let now = listener.try_clone()?;
         Ok(Self::Listening {
-            waiting: UnixListener::from_std(listener)?,
+            waiting: register_listener(listener)?,
             now,
             owner,
         })
@@ -98,7 +109,7 @@ impl Link {
             Err(e) => return Err(e),
         };
         stream.set_nonblocking(true)?;
-        let stream = UnixStream::from_std(stream)?;
+        let stream = register_stream(stream)?;
         check_peer(&stream, owner)?;
         Ok(Self::Connected(stream))
     }
@@ -122,7 +133,7 @@ impl Link {
                 Err(e) => return Err(e),
             };
             stream.set_nonblocking(true)?;
-            self.adopt(UnixStream::from_std(stream)?, owner);
+            self.adopt(register_stream(stream)?, owner);
         }
         Ok(())
     }

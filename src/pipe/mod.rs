@@ -101,7 +101,8 @@ fn check_runtime(call: &str) -> io::Result<()> {
 /// - `InvalidInput` for a bad name (rules as in
 ///   [`MappedFile::create_shared`](crate::MappedFile::create_shared)) or a
 ///   capacity of 0 or above 1 TiB.
-/// - An error of kind `Other` when called outside a tokio runtime.
+/// - An error of kind `Other` when called outside a tokio runtime, or in
+///   one without its IO driver.
 pub fn create(name: &str, capacity: usize) -> io::Result<PipeWriter> {
     check_runtime("create")?;
     PipeWriter::new(Ring::create(name, capacity)?)
@@ -119,7 +120,8 @@ pub fn create(name: &str, capacity: usize) -> io::Result<PipeWriter> {
 /// - `InvalidData` if the shared memory is not a pipe or its header is
 ///   corrupt.
 /// - `InvalidInput` for a bad name.
-/// - An error of kind `Other` when called outside a tokio runtime.
+/// - An error of kind `Other` when called outside a tokio runtime, or in
+///   one without its IO driver.
 pub fn open(name: &str) -> io::Result<PipeReader> {
     check_runtime("open")?;
     PipeReader::new(Ring::open(name)?)

@@ -10,12 +10,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use std::panic::AssertUnwindSafe;
-
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::{sleep, Sleep};
 
+use crate::driver::with_drivers;
 use crate::sys::inotify::{self, Watch};
 
 /// How often to look at the file anyway, without an event.
@@ -45,14 +44,9 @@ impl Watcher {
                 // for its whole life.
                 unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
             });
-            (inotify, Box::pin(sleep(FALLBACK)))
+            Ok((inotify, Box::pin(sleep(FALLBACK))))
         };
-        let (inotify, timer) =
-            std::panic::catch_unwind(AssertUnwindSafe(register)).map_err(|_| {
-                io::Error::other(
-                    "Tail needs a tokio runtime with IO and timers enabled (enable_all)",
-                )
-            })?;
+        let (inotify, timer) = with_drivers("Tail", "IO and timers", register)?;
         let mut watcher = Self {
             inotify,
             file_watch: None,
