@@ -209,6 +209,50 @@ fn cold_pages_make_the_first_poll_pending_and_the_prefetcher_wakes_it() {
     });
 }
 
+#[test]
+fn prefetch_blocking_makes_cold_pages_resident_so_the_first_poll_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 8 << 20;
+    let (path, data) = pattern_file(dir.path(), len);
+    evict(&path);
+    let (start, wanted) = (12_345usize, 100_000usize);
+    let pages = start / 4096..(start + wanted).div_ceil(4096);
+    assert!(resident_pages(&path, start..start + wanted) < pages.len() / 2);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let map = open(&path);
+    let mut stream = map.stream(start as u64..).unwrap();
+    // On this (non-async) thread, as a server would on the blocking pool.
+    stream.prefetch_blocking(wanted as u64).unwrap();
+    assert_eq!(resident_pages(&path, start..start + wanted), pages.len());
+    assert!(stream.stats().prefetched_bytes >= wanted as u64);
+
+    let mut buf = vec![0u8; 64 << 10];
+    let mut read = tokio_test::task::spawn(stream.read(&mut buf));
+    assert_eq!(assert_ready!(read.poll()).unwrap(), 64 << 10);
+    drop(read);
+    assert_eq!(&buf[..], &data[start..start + (64 << 10)]);
+    assert_eq!(stream.stats().stalls, 0);
+}
+
+#[tokio::test]
+async fn prefetch_blocking_past_the_end_or_after_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = pattern_file(dir.path(), 1 << 20);
+    let map = open(&path);
+    let mut stream = map.stream(4096..).unwrap();
+    stream.prefetch_blocking(u64::MAX).unwrap(); // clamped to the stream
+    assert_eq!(stream.stats().prefetched_bytes, (1 << 20) - 4096);
+    stream.seek(SeekFrom::End(10)).await.unwrap();
+    stream.prefetch_blocking(4096).unwrap(); // nothing there: nothing to do
+
+    let mut fresh = map.stream(..).unwrap();
+    truncate(&path, 4096);
+    let err = fresh.prefetch_blocking(1 << 20).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+}
+
 #[tokio::test]
 async fn hot_pages_are_read_without_any_stall() {
     let dir = tempfile::tempdir().unwrap();

@@ -298,7 +298,12 @@ impl Site {
 fn body(source: Source, range: Range<u64>, chunk_size: usize) -> io::Result<Body> {
     Ok(match source {
         Source::Map(map) => {
-            let chunks = map.stream(range)?.chunks(chunk_size);
+            let mut stream = map.stream(range)?;
+            // We are on the blocking pool anyway: fault in the first chunk
+            // here, so it goes out without a trip to the prefetcher (a whole
+            // small range request then needs none).
+            stream.prefetch_blocking(chunk_size as u64)?;
+            let chunks = stream.chunks(chunk_size);
             StreamBody::new(chunks.map_ok(Frame::data)).boxed_unsync()
         }
         Source::File(mut file) => {

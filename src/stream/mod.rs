@@ -175,6 +175,43 @@ impl ViewStream {
         BackgroundWatch(Arc::downgrade(&self.liveness))
     }
 
+    /// Makes the next `len` bytes from the cursor (fewer at the end of the
+    /// stream) resident now, on the calling thread, so that reading them
+    /// needs no trip to the background prefetcher.
+    ///
+    /// **This blocks on the disk**: call it where blocking is fine, never on
+    /// an async worker. It is for code that is on the blocking pool anyway,
+    /// such as a file server that opens the file and maps the range inside
+    /// `spawn_blocking`: prefetching the first bytes there saves the first
+    /// read a thread hop (a whole short range request then goes out without
+    /// one).
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof` if the file was truncated below those bytes, or the
+    /// error of the `madvise` that faults them in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(1 << 20)?;
+    /// let stream = tokio::task::spawn_blocking(move || {
+    ///     let mut stream = map.stream(4096..)?;
+    ///     stream.prefetch_blocking(64 << 10)?;
+    ///     Ok::<_, std::io::Error>(stream)
+    /// })
+    /// .await??;
+    /// assert_eq!(stream.stats().prefetched_bytes, 64 << 10);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prefetch_blocking(&mut self, len: u64) -> io::Result<()> {
+        let end = self.pos.saturating_add(len).min(self.region.len());
+        self.prefetch.populate_now(self.pos, end)
+    }
+
     /// The rest of the stream as zero-copy [`Bytes`](bytes::Bytes) of at
     /// most `size` bytes each, pointing into the mapping and keeping it
     /// alive. A `size` of 0 yields one `InvalidInput` error.

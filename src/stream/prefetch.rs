@@ -172,38 +172,36 @@ impl Prefetcher {
     }
 
     /// Starts a job that populates `range` on the blocking pool.
-    ///
-    /// For a long stream, the kernel's read-ahead around the faults reads
-    /// past the window, which the reader needs next anyway. A short stream
-    /// (a range request, say: no longer than the largest window) asks for
-    /// exactly its pages first, so that the disk does not read megabytes
-    /// around a few kilobytes. (Doing that for every window of a long stream
-    /// halves its throughput and, seen here, makes the reader's thread wait.)
     fn start(&mut self, range: Range<u64>) {
         let region = Arc::clone(&self.region);
-        let mode = self.mode;
-        let exact = self.end <= self.max_window;
+        let (mode, exact) = (self.mode, self.is_short());
         let tag = (range.clone(), mode);
-        self.job.start(tag, move || {
-            if exact {
-                region.will_need(range.clone())?;
-            }
-            for step in steps(range, BLOCKING_STEP) {
-                region.populate(step.clone(), mode)?;
-                if mode == Populate::Read {
-                    // Measured on the development VM: the first copy out of
-                    // pages fresh off the disk took milliseconds per 64 KiB
-                    // on whichever thread made it; touching them here took
-                    // the reader's longest poll from 7-20 ms to about 1-2 ms.
-                    // (`mincore` cannot tell fresh pages: it counts pages
-                    // still being read in as resident, so every window is
-                    // touched.)
-                    region.touch(step)?;
-                }
-                std::thread::yield_now(); // see `BLOCKING_STEP`
-            }
-            Ok(())
-        });
+        self.job
+            .start(tag, move || populate(&region, range, mode, exact));
+    }
+
+    /// Whether the stream is short enough (a range request, say: no longer
+    /// than the largest window) to ask for exactly its pages.
+    fn is_short(&self) -> bool {
+        self.end <= self.max_window
+    }
+
+    /// Makes `pos..end` (clamped to where prefetching stops) resident on the
+    /// calling thread, which may wait on the disk meanwhile, and takes it as
+    /// resident.
+    pub(crate) fn populate_now(&mut self, pos: u64, end: u64) -> io::Result<()> {
+        self.collect();
+        if !self.resident.contains(&pos) && self.resident.end != pos {
+            self.resident = pos..pos;
+        }
+        let range = self.resident.end..end.min(self.end);
+        if range.is_empty() {
+            return Ok(());
+        }
+        populate(&self.region, range.clone(), self.mode, self.is_short())?;
+        self.prefetched_bytes += range.end - range.start;
+        self.resident.end = range.end;
+        Ok(())
     }
 
     /// Takes in the result of a finished job, if any.
@@ -224,4 +222,33 @@ impl Prefetcher {
             Err(error) => self.error = Some(error),
         }
     }
+}
+
+/// Makes `range` of `region` resident for `mode`, in steps. Blocking: runs
+/// on the blocking pool (or a thread that may wait on the disk).
+///
+/// For a long stream, the kernel's read-ahead around the faults reads past
+/// the range, which the reader needs next anyway. A short stream (`exact`)
+/// asks for exactly its pages first, so that the disk does not read
+/// megabytes around a few kilobytes. (Doing that for every window of a long
+/// stream halves its throughput and, seen here, makes the reader's thread
+/// wait.)
+fn populate(region: &Region, range: Range<u64>, mode: Populate, exact: bool) -> io::Result<()> {
+    if exact {
+        region.will_need(range.clone())?;
+    }
+    for step in steps(range, BLOCKING_STEP) {
+        region.populate(step.clone(), mode)?;
+        if mode == Populate::Read {
+            // Measured on the development VM: the first copy out of pages
+            // fresh off the disk took milliseconds per 64 KiB on whichever
+            // thread made it; touching them here took the reader's longest
+            // poll from 7-20 ms to about 1-2 ms. (`mincore` cannot tell fresh
+            // pages: it counts pages still being read in as resident, so
+            // every window is touched.)
+            region.touch(step)?;
+        }
+        std::thread::yield_now(); // see `BLOCKING_STEP`
+    }
+    Ok(())
 }
