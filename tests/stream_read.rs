@@ -402,21 +402,32 @@ fn stream_types_are_send_and_unpin() {
     check_sync::<mapview::StreamStats>();
 }
 
-#[test]
-fn a_stream_that_yields_is_woken_only_after_the_runtime_ran_its_timers() {
-    let dir = tempfile::tempdir().unwrap();
-    let len = 64 << 20;
-    let (path, _) = pattern_file(dir.path(), len);
+const HOT_LEN: usize = 64 << 20;
+
+/// A map of a file of `HOT_LEN` bytes whose pages are all in memory, and a
+/// `current_thread` runtime to read it on.
+fn hot_map_on_current_thread(dir: &std::path::Path) -> (MappedFile, tokio::runtime::Runtime) {
+    let (path, _) = pattern_file(dir, HOT_LEN);
     std::fs::read(&path).unwrap(); // hot: every read is Ready at once
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    (open(&path), runtime)
+}
+
+/// A stream of the whole map whose first window covers it: never a stall.
+fn hot_stream(map: &MappedFile) -> ViewStream {
+    let options = StreamOptions::new().read_ahead(HOT_LEN as u64);
+    map.stream_with(.., &options).unwrap()
+}
+
+#[test]
+fn a_stream_that_yields_is_woken_only_after_the_runtime_ran_its_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (map, runtime) = hot_map_on_current_thread(dir.path());
     runtime.block_on(tokio::task::unconstrained(async {
-        let map = open(&path);
-        let mut stream = map
-            .stream_with(.., &StreamOptions::new().read_ahead(len as u64))
-            .unwrap();
+        let mut stream = hot_stream(&map);
         let mut buf = vec![0u8; 4096];
         let mut read = tokio_test::task::spawn(());
         // Read until the stream's time slice is used up and it yields.
@@ -443,13 +454,7 @@ fn a_stream_that_yields_is_woken_only_after_the_runtime_ran_its_timers() {
 #[test]
 fn a_hot_stream_yields_to_the_other_tasks_of_its_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let len = 64 << 20;
-    let (path, _) = pattern_file(dir.path(), len);
-    std::fs::read(&path).unwrap(); // hot: every read is Ready at once
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (map, runtime) = hot_map_on_current_thread(dir.path());
     let (ticks, elapsed) = runtime.block_on(async {
         let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let ticker = tokio::spawn({
@@ -463,10 +468,7 @@ fn a_hot_stream_yields_to_the_other_tasks_of_its_thread() {
         });
         tokio::task::yield_now().await;
         let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
-        let map = open(&path);
-        let mut stream = map
-            .stream_with(.., &StreamOptions::new().read_ahead(len as u64))
-            .unwrap();
+        let mut stream = hot_stream(&map);
         // 1 MiB reads: tokio's budget alone (128 polls) would let this task
         // read all 64 MiB without letting the ticker run once.
         let mut buf = vec![0u8; 1 << 20];
