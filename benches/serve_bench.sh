@@ -19,11 +19,14 @@
 #
 #   bash benches/serve_bench.sh          # ~3.5 minutes; not run in CI
 #   DURATION=5 SERVERS="mapview nginx" bash benches/serve_bench.sh
+#   SERVERS="mapview tokio-fs" CACHES=cold WORKLOADS=ranges bash benches/serve_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}                # seconds per run
 SERVERS=${SERVERS:-"mapview tokio-fs tokio-fs-256k nginx"}
+CACHES=${CACHES:-"hot cold"}
+WORKLOADS=${WORKLOADS:-"download ranges"}
 if [ "$(nproc)" -ge 2 ]; then
     SERVER_CPUS=${SERVER_CPUS:-0}
     CLIENT_CPUS=${CLIENT_CPUS:-1}
@@ -202,8 +205,8 @@ run() {
 echo "servers on CPU(s) $SERVER_CPUS, wrk on CPU(s) $CLIENT_CPUS, ${DURATION}s per run" >&2
 for server in $SERVERS; do
     start_server "$server"
-    for cache in hot cold; do
-        for workload in download ranges; do
+    for cache in $CACHES; do
+        for workload in $WORKLOADS; do
             run "$server" "$cache" "$workload"
         done
     done
