@@ -307,6 +307,33 @@ async fn truncation_ahead_of_the_prefetcher_is_an_error_not_a_crash() {
 }
 
 #[tokio::test]
+async fn a_prefetcher_that_meets_the_end_of_a_truncated_file_hands_out_the_steps_it_did() {
+    // One 8 MiB window, populated 1 MiB at a time: the first steps are in,
+    // the one past the new end fails. The reader gets the bytes of the
+    // steps that were done, then the error, not the error alone.
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), 8 << 20);
+    let map = open(&path);
+    let cut = (2 << 20) + 100;
+    truncate(&path, cut);
+    evict(&path); // so the window goes through the job, not `mincore`
+    let options = StreamOptions::new().read_ahead(8 << 20);
+    let mut stream = map.stream_with(.., &options).unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let err = loop {
+        match stream.read(&mut buf).await {
+            Ok(0) => panic!("EOF instead of an error"),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+    assert_eq!(out.len(), 2 << 20, "the two whole steps below the cut");
+    assert_eq!(out, &data[..out.len()]);
+}
+
+#[tokio::test]
 async fn a_poisoned_stream_keeps_failing_after_a_seek_back() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = pattern_file(dir.path(), 4 << 20);

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!   stream (async worker)                  blocking pool
-//!   start(tag, work) ── spawn_blocking ──> work() -> io::Result<()>
+//!   start(tag, work) ── spawn_blocking ──> work(progress) -> io::Result<()>
+//!   progress(): how far it got   <──────── progress.report(mark); wake
 //!   park(cx): waker into the mailbox <──── mailbox = (tag, result); wake
 //!   take(): (tag, result)
 //! ```
@@ -14,7 +15,7 @@
 //! skips its work.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
@@ -31,12 +32,35 @@ struct Mailbox<T> {
 struct Shared<T> {
     mailbox: Mutex<Mailbox<T>>,
     cancelled: AtomicBool,
+    /// The mark the running job last reported (0 before it reports).
+    progress: AtomicU64,
 }
 
 impl<T> Shared<T> {
     fn mailbox(&self) -> MutexGuard<'_, Mailbox<T>> {
         // Jobs never panic while holding the lock; recover the data anyway.
         self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake(&self) {
+        let waker = self.mailbox().waker.take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// How a running job tells its stream how far it got before it finishes.
+pub(crate) struct Progress<'a, T>(&'a Shared<T>);
+
+impl<T> Progress<'_, T> {
+    /// Publishes `mark` (what it means is the job's business; it only ever
+    /// grows) and wakes the stream if it waits.
+    pub(crate) fn report(&self, mark: u64) {
+        // Stored before the mailbox is locked: a stream that parks its waker
+        // and then reads the mark either sees it or is woken here.
+        self.0.progress.store(mark, Ordering::Release);
+        self.0.wake();
     }
 }
 
@@ -58,6 +82,7 @@ impl<T: Send + 'static> JobSlot<T> {
                     waker: None,
                 }),
                 cancelled: AtomicBool::new(false),
+                progress: AtomicU64::new(0),
             }),
             runtime,
             liveness,
@@ -71,9 +96,14 @@ impl<T: Send + 'static> JobSlot<T> {
     }
 
     /// Runs `work` on the blocking pool. The slot must not be busy.
-    pub(crate) fn start(&mut self, tag: T, work: impl FnOnce() -> io::Result<()> + Send + 'static) {
+    pub(crate) fn start(
+        &mut self,
+        tag: T,
+        work: impl FnOnce(&Progress<'_, T>) -> io::Result<()> + Send + 'static,
+    ) {
         debug_assert!(!self.busy, "one job at a time");
         self.busy = true;
+        self.shared.progress.store(0, Ordering::Relaxed);
         let shared = Arc::clone(&self.shared);
         let liveness = Arc::clone(&self.liveness);
         // Detached on purpose: the job ends by itself, and skips its work if
@@ -83,16 +113,17 @@ impl<T: Send + 'static> JobSlot<T> {
             if shared.cancelled.load(Ordering::Acquire) {
                 return;
             }
-            let result = work();
-            let waker = {
-                let mut mailbox = shared.mailbox();
-                mailbox.finished = Some((tag, result));
-                mailbox.waker.take()
-            };
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+            let result = work(&Progress(&shared));
+            shared.mailbox().finished = Some((tag, result));
+            shared.wake();
         }));
+    }
+
+    /// The last mark the job in flight reported (0 if none yet). Read it
+    /// again after [`park`](JobSlot::park): a report in between wakes the
+    /// task.
+    pub(crate) fn progress(&self) -> u64 {
+        self.shared.progress.load(Ordering::Acquire)
     }
 
     /// The finished job's tag and result, if it has finished.

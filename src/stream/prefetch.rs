@@ -7,12 +7,16 @@
 //!                      ^ pos                       ^ end     ^ end + window
 //!   poll: bytes below `end` are safe to touch now; at `end` the poll parks
 //!   its waker and returns Pending until the job (MADV_POPULATE_READ of the
-//!   next window, off the workers) reports back.
+//!   next window, off the workers) reports its next step done.
 //! ```
 //!
-//! One job runs at a time and covers one window. A new job starts when the
-//! reader is less than a window behind the resident end, so a steady reader
-//! never catches up with the disk (for pages already in memory, the job only
+//! One job runs at a time and covers one window, in steps of
+//! [`BLOCKING_STEP`]; it reports each step as it is done, so a reader that
+//! caught up with it goes on a step behind it, not a window behind (the
+//! first bytes of a cold stream come after one step, not a whole window:
+//! `examples/cold_read.rs` measures it). A new job starts when the reader is
+//! less than a window behind the resident end, so a steady reader never
+//! catches up with the disk (for pages already in memory, the job only
 //! fills page tables, faster than any reader). When the reader does catch up
 //! and no job is under way, as at the start of a stream or after a seek, one
 //! `mincore` on the window at the cursor (where the kernel tells the truth)
@@ -46,6 +50,9 @@ pub(crate) struct Window {
 pub(crate) struct Prefetcher {
     region: Arc<Region>,
     job: JobSlot<(Range<u64>, Populate)>,
+    /// The range and mode of the job in flight, whose progress counts as
+    /// resident as it comes.
+    running: Option<(Range<u64>, Populate)>,
     /// Where prefetching stops: the end of the region, or of the bytes known
     /// to exist in a growing file.
     end: u64,
@@ -74,6 +81,7 @@ impl Prefetcher {
         Self {
             region,
             job: JobSlot::new(runtime, liveness),
+            running: None,
             end,
             resident: 0..0,
             mode: Populate::Read,
@@ -135,8 +143,8 @@ impl Prefetcher {
                 }
                 self.start(next);
             }
-            if !self.job.park(cx) {
-                continue; // the job reported back meanwhile
+            if !self.job.park(cx) || self.take_progress() {
+                continue; // the job reported back or got further meanwhile
             }
             self.stalls += 1;
             self.window = (self.window * 2).min(self.max_window);
@@ -176,8 +184,10 @@ impl Prefetcher {
         let region = Arc::clone(&self.region);
         let (mode, exact) = (self.mode, self.is_short());
         let tag = (range.clone(), mode);
-        self.job
-            .start(tag, move || populate(&region, range, mode, exact));
+        self.running = Some(tag.clone());
+        self.job.start(tag, move |progress| {
+            populate(&region, range, mode, exact, |mark| progress.report(mark))
+        });
     }
 
     /// Whether the stream is short enough (a range request, say: no longer
@@ -198,29 +208,59 @@ impl Prefetcher {
         if range.is_empty() {
             return Ok(());
         }
-        populate(&self.region, range.clone(), self.mode, self.is_short())?;
-        self.prefetched_bytes += range.end - range.start;
-        self.resident.end = range.end;
+        populate(
+            &self.region,
+            range.clone(),
+            self.mode,
+            self.is_short(),
+            |_| {},
+        )?;
+        self.extend_resident(range.end);
         Ok(())
     }
 
-    /// Takes in the result of a finished job, if any.
+    /// Takes in how far the job in flight got, then its result if it has
+    /// finished.
     fn collect(&mut self) {
+        self.take_progress();
         let Some(((range, mode), result)) = self.job.take() else {
             return;
         };
-        // Only a window that continues the resident range counts; one
-        // started before a seek or a change of mode is stale.
-        if range.start != self.resident.end || mode != self.mode {
+        self.running = None;
+        // Only a job that reaches the resident end counts; one started
+        // before a seek or a change of mode is stale.
+        if mode != self.mode || !range.contains(&self.resident.end) {
             return;
         }
         match result {
             Ok(()) => {
-                self.prefetched_bytes += range.end - range.start;
-                self.resident.end = range.end;
+                self.extend_resident(range.end);
             }
             Err(error) => self.error = Some(error),
         }
+    }
+
+    /// Takes the part of the job in flight that it reported done, if that
+    /// continues the resident range. Returns whether the range grew.
+    fn take_progress(&mut self) -> bool {
+        let Some((range, mode)) = &self.running else {
+            return false;
+        };
+        *mode == self.mode
+            && range.start <= self.resident.end
+            && self.extend_resident(self.job.progress())
+    }
+
+    /// Moves the resident end up to `end` (not past where prefetching
+    /// stops), counting the bytes. Returns whether it moved.
+    fn extend_resident(&mut self, end: u64) -> bool {
+        let end = end.min(self.end);
+        let grows = end > self.resident.end;
+        if grows {
+            self.prefetched_bytes += end - self.resident.end;
+            self.resident.end = end;
+        }
+        grows
     }
 }
 
@@ -233,7 +273,14 @@ impl Prefetcher {
 /// megabytes around a few kilobytes. (Doing that for every window of a long
 /// stream halves its throughput and, seen here, makes the reader's thread
 /// wait.)
-fn populate(region: &Region, range: Range<u64>, mode: Populate, exact: bool) -> io::Result<()> {
+/// `report` hears the end of each step done.
+fn populate(
+    region: &Region,
+    range: Range<u64>,
+    mode: Populate,
+    exact: bool,
+    report: impl Fn(u64),
+) -> io::Result<()> {
     if exact {
         region.will_need(range.clone())?;
     }
@@ -246,8 +293,9 @@ fn populate(region: &Region, range: Range<u64>, mode: Populate, exact: bool) -> 
             // poll from 7-20 ms to about 1-2 ms. (`mincore` cannot tell fresh
             // pages: it counts pages still being read in as resident, so
             // every window is touched.)
-            region.touch(step)?;
+            region.touch(step.clone())?;
         }
+        report(step.end);
         std::thread::yield_now(); // see `BLOCKING_STEP`
     }
     Ok(())

@@ -167,18 +167,19 @@ impl Writeback {
         self.in_job = bytes_of(&start) + bytes_of(&wait);
         let region = Arc::clone(&self.region);
         let (start_range, wait_range) = (range_of(&start), range_of(&wait));
-        self.job.start(FileJob::WriteBack { start, wait }, move || {
-            if let Some(range) = start_range {
-                for step in steps(range, BLOCKING_STEP) {
-                    region.write_back(step, false)?;
-                    std::thread::yield_now(); // see `BLOCKING_STEP`
+        self.job
+            .start(FileJob::WriteBack { start, wait }, move |_| {
+                if let Some(range) = start_range {
+                    for step in steps(range, BLOCKING_STEP) {
+                        region.write_back(step, false)?;
+                        std::thread::yield_now(); // see `BLOCKING_STEP`
+                    }
                 }
-            }
-            if let Some(range) = wait_range {
-                region.write_back(range, true)?;
-            }
-            Ok(())
-        });
+                if let Some(range) = wait_range {
+                    region.write_back(range, true)?;
+                }
+                Ok(())
+            });
     }
 
     /// Starts making everything written since the last flush durable.
@@ -192,7 +193,7 @@ impl Writeback {
             range: range.clone(),
             bytes,
         };
-        self.job.start(job, move || region.sync(range));
+        self.job.start(job, move |_| region.sync(range));
     }
 
     /// Takes in the result of a finished job, if any.
