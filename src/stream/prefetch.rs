@@ -125,12 +125,10 @@ impl Prefetcher {
                 self.read_ahead(pos);
                 return Poll::Ready(Ok(self.resident.end - pos));
             }
-            if self.resident.end != pos {
-                // A seek: the window starts over at the new position.
-                self.resident = pos..pos;
-                self.error = None;
-            } else if let Some(error) = self.error.take() {
-                return Poll::Ready(Err(error));
+            if !self.start_over_at(pos) {
+                if let Some(error) = self.error.take() {
+                    return Poll::Ready(Err(error));
+                }
             }
             let next = pos..(pos + self.window).min(self.end);
             if !self.job.is_busy() {
@@ -201,8 +199,8 @@ impl Prefetcher {
     /// resident.
     pub(crate) fn populate_now(&mut self, pos: u64, end: u64) -> io::Result<()> {
         self.collect();
-        if !self.resident.contains(&pos) && self.resident.end != pos {
-            self.resident = pos..pos;
+        if !self.resident.contains(&pos) {
+            self.start_over_at(pos);
         }
         let range = self.resident.end..end.min(self.end);
         if range.is_empty() {
@@ -215,8 +213,22 @@ impl Prefetcher {
             self.is_short(),
             |_| {},
         )?;
+        // Done again here: a failed job's error at the old end is stale.
+        self.error = None;
         self.extend_resident(range.end);
         Ok(())
+    }
+
+    /// After a seek (`pos` neither inside the resident range nor at its
+    /// end), starts the resident range over at `pos` and forgets any error.
+    /// Returns whether it did.
+    fn start_over_at(&mut self, pos: u64) -> bool {
+        let seek = self.resident.end != pos;
+        if seek {
+            self.resident = pos..pos;
+            self.error = None;
+        }
+        seek
     }
 
     /// Takes in how far the job in flight got, then its result if it has
@@ -273,6 +285,7 @@ impl Prefetcher {
 /// megabytes around a few kilobytes. (Doing that for every window of a long
 /// stream halves its throughput and, seen here, makes the reader's thread
 /// wait.)
+///
 /// `report` hears the end of each step done.
 fn populate(
     region: &Region,
