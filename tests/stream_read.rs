@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
 use tokio_test::{assert_pending, assert_ready};
 
-use common::{eventually, evict, pattern_file, resident_pages, truncate};
+use common::{cold_pattern_file, eventually, pattern_file, resident_pages, truncate};
 
 /// Sizes that are and are not page multiples, and start offsets that are and
 /// are not page-aligned.
@@ -161,12 +161,7 @@ proptest! {
 fn cold_pages_make_the_first_poll_pending_and_the_prefetcher_wakes_it() {
     let dir = tempfile::tempdir().unwrap();
     let len = 8 << 20;
-    let (path, data) = pattern_file(dir.path(), len);
-    evict(&path);
-    assert!(
-        resident_pages(&path, 0..len) < len / 4096 / 2,
-        "eviction failed"
-    );
+    let (path, data) = cold_pattern_file(dir.path(), len);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -212,9 +207,7 @@ fn cold_pages_make_the_first_poll_pending_and_the_prefetcher_wakes_it() {
 #[test]
 fn prefetch_blocking_makes_cold_pages_resident_so_the_first_poll_is_ready() {
     let dir = tempfile::tempdir().unwrap();
-    let len = 8 << 20;
-    let (path, data) = pattern_file(dir.path(), len);
-    evict(&path);
+    let (path, data) = cold_pattern_file(dir.path(), 8 << 20);
     let (start, wanted) = (12_345usize, 100_000usize);
     let pages = start / 4096..(start + wanted).div_ceil(4096);
     assert!(resident_pages(&path, start..start + wanted) < pages.len() / 2);
@@ -312,11 +305,11 @@ async fn a_prefetcher_that_meets_the_end_of_a_truncated_file_hands_out_the_steps
     // the one past the new end fails. The reader gets the bytes of the
     // steps that were done, then the error, not the error alone.
     let dir = tempfile::tempdir().unwrap();
-    let (path, data) = pattern_file(dir.path(), 8 << 20);
+    // Cold, so the window goes through the job, not `mincore`.
+    let (path, data) = cold_pattern_file(dir.path(), 8 << 20);
     let map = open(&path);
     let cut = (2 << 20) + 100;
     truncate(&path, cut);
-    evict(&path); // so the window goes through the job, not `mincore`
     let options = StreamOptions::new().read_ahead(8 << 20);
     let mut stream = map.stream_with(.., &options).unwrap();
     let mut out = Vec::new();
@@ -354,8 +347,7 @@ async fn a_poisoned_stream_keeps_failing_after_a_seek_back() {
 fn dropping_a_stream_ends_its_background_work() {
     let dir = tempfile::tempdir().unwrap();
     let len = 16 << 20;
-    let (path, _) = pattern_file(dir.path(), len);
-    evict(&path);
+    let (path, _) = cold_pattern_file(dir.path(), len);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .build()

@@ -88,6 +88,17 @@ pub fn pattern_file(dir: &Path, len: usize) -> (std::path::PathBuf, Vec<u8>) {
     (path, data)
 }
 
+/// [`pattern_file`] whose pages were evicted from the page cache.
+pub fn cold_pattern_file(dir: &Path, len: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let (path, data) = pattern_file(dir, len);
+    evict(&path);
+    assert!(
+        resident_pages(&path, 0..len) < len / 4096 / 2,
+        "eviction failed"
+    );
+    (path, data)
+}
+
 /// A byte pattern that differs between pages and within them.
 pub fn pattern(len: usize) -> Vec<u8> {
     (0..len)
