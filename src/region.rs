@@ -22,7 +22,7 @@ use std::sync::Arc;
 use memmap2::MmapRaw;
 use tokio::runtime::Handle;
 
-use crate::object::Object;
+use crate::object::{Access, Object};
 use crate::range::{steps, Span};
 use crate::sys::{self, Guarded, Populate};
 
@@ -146,6 +146,29 @@ impl Region {
     pub(crate) fn write_back(&self, range: Range<u64>, wait: bool) -> io::Result<()> {
         let len = range.end - range.start;
         sys::write_back(&self.object.file, self.offset + range.start, len, wait)
+    }
+
+    /// Where byte `at` of the region lies in its object.
+    pub(crate) fn object_offset(&self, at: u64) -> u64 {
+        self.offset + at
+    }
+
+    /// Drops the page-table entries of the whole pages inside `range`
+    /// (their contents stay in the file: only for shared mappings, a no-op
+    /// for copy-on-write ones). Writing pages back write-protects every
+    /// page still mapped, with a TLB flush of its own; for pages no longer
+    /// mapped there is nothing to protect. The next touch of such a page
+    /// faults it in again.
+    pub(crate) fn release(&self, range: Range<u64>) -> io::Result<()> {
+        if self.object.access == Access::CopyOnWrite {
+            return Ok(());
+        }
+        let len = (range.end - range.start) as usize;
+        let ptr = self.ptr(range.start, len)?;
+        // SAFETY: the range lies inside the live mapping (checked by `ptr`),
+        // which is shared (checked above): DONTNEED changes no contents.
+        unsafe { sys::drop_page_tables(ptr, len) };
+        Ok(())
     }
 
     /// Makes the bytes of `range` durable in the file (`msync(MS_SYNC)`).

@@ -200,6 +200,51 @@ async fn a_large_stream_dropped_unflushed_is_unmapped_and_loses_nothing() {
 }
 
 #[tokio::test]
+async fn write_back_unmaps_the_pages_behind_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 32 << 20;
+    let limit = 8 << 20;
+    let (path, map) = create(dir.path(), len as u64);
+    let options = StreamOptions::new().dirty_limit(limit);
+    let mut stream = map.stream_with(.., &options).unwrap();
+    stream.write_all(&pattern(len)).await.unwrap();
+    // At most `limit` bytes are not yet written back, so every job for the
+    // bytes before that has run, and unmapped them.
+    let clean = len - limit as usize - (2 << 20);
+    assert_eq!(common::mapped_pages(&path, 0..clean), 0);
+    stream.flush().await.unwrap();
+    assert_eq!(common::mapped_pages(&path, 0..len), 0);
+}
+
+#[tokio::test]
+async fn rewrites_after_seeking_back_over_written_back_bytes_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 12 << 20;
+    let (path, map) = create(dir.path(), len as u64);
+    let options = StreamOptions::new().dirty_limit(2 << 20);
+    let mut stream = map.stream_with(.., &options).unwrap();
+    let mut model = pattern(len);
+    stream.write_all(&model).await.unwrap();
+    let stalls = stream.stats().stalls;
+    for (at, len, byte) in [((1 << 20) + 123, 5 << 20, 0xB0), (9 << 20, 100_000, 0xC0)] {
+        stream.seek(SeekFrom::Start(at as u64)).await.unwrap();
+        for piece in vec![byte; len].chunks(64 << 10) {
+            stream.write_all(piece).await.unwrap();
+        }
+        model[at..at + len].fill(byte);
+    }
+    // Each seek back waits for the pages there once, not once per write.
+    let stalls = stream.stats().stalls - stalls;
+    assert!(stalls <= 8, "{stalls} stalls for two seeks");
+    stream.seek(SeekFrom::Start(0)).await.unwrap();
+    let mut back = vec![0u8; len];
+    stream.read_exact(&mut back).await.unwrap();
+    assert!(back == model, "the stream reads back what it wrote");
+    stream.flush().await.unwrap();
+    assert!(std::fs::read(&path).unwrap() == model, "the file holds it");
+}
+
+#[tokio::test]
 async fn copy_on_write_streams_never_change_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let original = pattern(100_000);

@@ -325,7 +325,10 @@ impl AsyncWrite for ViewStream {
             return Poll::Ready(Ok(0));
         }
         let progress = ready!(this.budget.poll_proceed(cx));
-        let room = ready!(this.writeback.poll_room(cx))?;
+        let room = ready!(this.writeback.poll_room(cx, this.pos))?;
+        if let Some(released) = this.writeback.take_released() {
+            this.prefetch.forget(released);
+        }
         let available = ready!(this.prefetch.poll_available(cx, this.pos, Populate::Write))?;
         progress.made_progress();
         let len = (buf.len() as u64).min(available).min(room) as usize;
@@ -339,13 +342,14 @@ impl AsyncWrite for ViewStream {
     /// (`msync(MS_SYNC)` on the blocking pool); for shared or anonymous
     /// memory and copy-on-write maps, at once.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().writeback.poll_flush(cx)
+        let this = self.get_mut();
+        this.writeback.poll_flush(cx, this.pos)
     }
 
     /// Flushes, then refuses further writes.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.writeback.poll_flush(cx))?;
+        ready!(this.writeback.poll_flush(cx, this.pos))?;
         this.shut_down = true;
         Poll::Ready(Ok(()))
     }

@@ -103,6 +103,16 @@ impl Prefetcher {
         self.resident.start = self.resident.start.min(self.resident.end);
     }
 
+    /// Stops counting the bytes of `range` (and any resident bytes before
+    /// it) as resident: write-back unmapped them. A write after a seek back
+    /// there waits for them to be faulted in again, off the worker.
+    pub(crate) fn forget(&mut self, range: Range<u64>) {
+        let resident = &mut self.resident;
+        if range.start < resident.end && resident.start < range.end {
+            resident.start = range.end.min(resident.end);
+        }
+    }
+
     /// How many bytes from `pos` (which must be below the end)
     /// are resident (writable, for `Populate::Write`) and safe to touch now.
     /// At the resident end, registers the waker and returns `Pending` until

@@ -8,9 +8,11 @@
 //! ```text
 //!   poll_write ─ copy in ─ record ─> dirty ──(a quarter of the limit)──┐
 //!                                                                      v
-//!   job: sync_file_range(dirty, WRITE)          start the new batch's I/O
+//!   job: MADV_DONTNEED(batch)                   unmap the batch's pages
+//!        sync_file_range(batch, WRITE)          start the batch's I/O
 //!        sync_file_range(started, WAIT|WRITE)   wait for the previous one
-//!        -> dirty becomes "started", started becomes clean (flushed_bytes)
+//!        -> the batch becomes "started", started becomes clean
+//!           (flushed_bytes); dirty keeps what lies past the batch
 //!
 //!   at the limit (dirty + started + in the job): poll_write is Pending
 //!   until a job frees room.
@@ -22,6 +24,15 @@
 //! shared or anonymous memory and copy-on-write maps a flush is a memory
 //! fence and writes are never held back. A failed job's error is kept and
 //! returned by the next `poll_write` or `poll_flush`.
+//!
+//! The batch behind the cursor is unmapped before its I/O starts, and ends
+//! on a folio boundary ([`FOLIO_MAX`]). Writing back a page that is mapped
+//! writable makes the kernel write-protect it, with a TLB flush per page (an
+//! interrupt to the other CPUs that run the process, the async workers
+//! among them); that cost a third of the write throughput
+//! (`cargo bench --bench write`, profiled with `perf`). Pages behind the
+//! cursor are not touched again by a sequential writer, so unmapping them
+//! costs nothing; a write after a seek back faults them in again.
 
 use std::io;
 use std::ops::Range;
@@ -36,11 +47,36 @@ use crate::range::steps;
 use crate::region::{Region, BLOCKING_STEP};
 use crate::stream::job::JobSlot;
 
+/// The largest page-cache folio (a PMD, on x86-64): the kernel writes back
+/// whole folios, so a batch that ends on a multiple of this (in the file)
+/// leaves no folio half behind and half ahead of the cursor.
+const FOLIO_MAX: u64 = 2 << 20;
+
 /// Some bytes of a range: the range covers them, `bytes` counts them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Batch {
     range: Range<u64>,
     bytes: u64,
+}
+
+impl Batch {
+    /// The part below `at` (inside the range) and the rest. The rest keeps
+    /// as many of the bytes as it can cover.
+    fn split_at(self, at: u64) -> (Batch, Option<Batch>) {
+        if at >= self.range.end {
+            return (self, None);
+        }
+        let rest = self.bytes.min(self.range.end - at);
+        let below = Batch {
+            range: self.range.start..at,
+            bytes: self.bytes - rest,
+        };
+        let rest = Batch {
+            range: at..self.range.end,
+            bytes: rest,
+        };
+        (below, Some(rest))
+    }
 }
 
 /// The bytes of a batch, if any.
@@ -89,6 +125,9 @@ pub(crate) struct Writeback {
     in_job: u64,
     /// Written since the last durable flush started.
     unsynced: Option<Range<u64>>,
+    /// What jobs unmapped (see [`Region::release`]) since the stream last
+    /// asked.
+    released: Option<Range<u64>>,
     error: Option<io::Error>,
     pub(crate) flushed_bytes: u64,
 }
@@ -107,6 +146,7 @@ impl Writeback {
             started: None,
             in_job: 0,
             unsynced: None,
+            released: None,
             error: None,
             flushed_bytes: 0,
         }
@@ -117,9 +157,15 @@ impl Writeback {
         bytes_of(&self.dirty) + bytes_of(&self.started) + self.in_job
     }
 
-    /// How many more bytes may be written now. `Pending` while the dirty
-    /// bytes are at the limit, until writeback frees room.
-    pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+    /// The bytes whose pages write-back unmapped (or is about to) since the
+    /// last call: they are not resident for the stream any more.
+    pub(crate) fn take_released(&mut self) -> Option<Range<u64>> {
+        self.released.take()
+    }
+
+    /// How many more bytes may be written now at `cursor`. `Pending` while
+    /// the dirty bytes are at the limit, until writeback frees room.
+    pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>, cursor: u64) -> Poll<io::Result<u64>> {
         if !self.persisted {
             return Poll::Ready(Ok(u64::MAX));
         }
@@ -133,7 +179,7 @@ impl Writeback {
                 return Poll::Ready(Ok(self.limit - used));
             }
             if !self.job.is_busy() {
-                self.start_write_back();
+                self.start_write_back(cursor);
             }
             if self.job.park(cx) {
                 return Poll::Pending;
@@ -141,8 +187,9 @@ impl Writeback {
         }
     }
 
-    /// Records that `range` was written. Starts writing the dirty bytes back
-    /// once they reach a quarter of the limit.
+    /// Records that `range` was written (the cursor is now at its end).
+    /// Starts writing the dirty bytes back once they reach a quarter of the
+    /// limit.
     pub(crate) fn record(&mut self, range: Range<u64>) {
         if !self.persisted {
             return;
@@ -154,21 +201,52 @@ impl Writeback {
             range: covered,
             bytes,
         });
+        let cursor = range.end;
         self.unsynced = Some(union(self.unsynced.take(), range));
         if bytes >= self.limit / 4 && !self.job.is_busy() {
-            self.start_write_back();
+            self.start_write_back(cursor);
         }
     }
 
-    /// Starts the I/O of the dirty batch and waits for the started one.
-    fn start_write_back(&mut self) {
-        let start = self.dirty.take();
+    /// The dirty bytes up to the last folio boundary in them (all of them
+    /// if there is none), taken out of `dirty`.
+    fn take_batch(&mut self) -> Option<Batch> {
+        let dirty = self.dirty.take()?;
+        let range = &dirty.range;
+        let end = self.region.object_offset(range.end);
+        let boundary = end - end % FOLIO_MAX;
+        let at = boundary.saturating_sub(self.region.object_offset(0));
+        let (batch, rest) = if at > range.start {
+            dirty.split_at(at)
+        } else {
+            (dirty, None)
+        };
+        self.dirty = rest;
+        Some(batch)
+    }
+
+    /// The part of `range` behind `cursor`, which the next job unmaps.
+    fn release_behind(&mut self, range: &Range<u64>, cursor: u64) -> Range<u64> {
+        let release = range.start..range.end.min(cursor).max(range.start);
+        self.released = Some(union(self.released.take(), release.clone()));
+        release
+    }
+
+    /// Starts the I/O of a dirty batch and waits for the started one.
+    fn start_write_back(&mut self, cursor: u64) {
+        let start = self.take_batch();
         let wait = self.started.take();
         self.in_job = bytes_of(&start) + bytes_of(&wait);
         let region = Arc::clone(&self.region);
         let (start_range, wait_range) = (range_of(&start), range_of(&wait));
+        let release = start_range
+            .as_ref()
+            .map(|range| self.release_behind(range, cursor));
         self.job
             .start(FileJob::WriteBack { start, wait }, move |_| {
+                if let Some(range) = release {
+                    region.release(range)?;
+                }
                 if let Some(range) = start_range {
                     for step in steps(range, BLOCKING_STEP) {
                         region.write_back(step, false)?;
@@ -183,17 +261,21 @@ impl Writeback {
     }
 
     /// Starts making everything written since the last flush durable.
-    fn start_sync(&mut self, range: Range<u64>) {
+    fn start_sync(&mut self, range: Range<u64>, cursor: u64) {
         let bytes = self.dirty_bytes();
         self.dirty = None;
         self.started = None;
         self.in_job = bytes;
         let region = Arc::clone(&self.region);
+        let release = self.release_behind(&range, cursor);
         let job = FileJob::Sync {
             range: range.clone(),
             bytes,
         };
-        self.job.start(job, move |_| region.sync(range));
+        self.job.start(job, move |_| {
+            region.release(release)?;
+            region.sync(range)
+        });
     }
 
     /// Takes in the result of a finished job, if any.
@@ -223,7 +305,7 @@ impl Writeback {
     }
 
     /// Completes when every byte recorded so far is durable in the file.
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>, cursor: u64) -> Poll<io::Result<()>> {
         if !self.persisted {
             fence(Ordering::SeqCst);
             return Poll::Ready(Ok(()));
@@ -237,7 +319,7 @@ impl Writeback {
                 let Some(range) = self.unsynced.take() else {
                     return Poll::Ready(Ok(()));
                 };
-                self.start_sync(range);
+                self.start_sync(range, cursor);
             }
             if self.job.park(cx) {
                 return Poll::Pending;

@@ -199,18 +199,25 @@ pub(crate) unsafe fn will_need(addr: *const u8, len: usize) {
     unsafe { libc::madvise(start, span, libc::MADV_WILLNEED) };
 }
 
-/// Drops the page-table entries of `addr..addr + len` (`MADV_DONTNEED`),
-/// so that unmapping it later is cheap. For a shared mapping the contents
-/// stay in the file or shared memory (dirty pages are still written back);
-/// for a private one its copy-on-write copies are discarded. Advice only:
-/// failures are ignored.
+/// Drops the page-table entries of the whole pages inside `addr..addr +
+/// len` (`MADV_DONTNEED`), so that unmapping or writing them back later is
+/// cheap; the partial pages at either end stay mapped. For a shared mapping
+/// the contents stay in the file or shared memory (dirty pages are still
+/// written back); for a private one its copy-on-write copies are discarded.
+/// Advice only: failures are ignored.
 ///
 /// # Safety
 ///
 /// `addr..addr + len` must lie inside one live mapping whose private pages,
 /// if any, no one reads again.
 pub(crate) unsafe fn drop_page_tables(addr: *const u8, len: usize) {
-    let (start, span) = page_span(addr, len);
+    let page = page_size();
+    let start = (addr as usize).next_multiple_of(page);
+    let end = (addr as usize + len) & !(page - 1);
+    if start >= end {
+        return;
+    }
+    let (start, span) = (start as *mut libc::c_void, end - start);
     // SAFETY: the span lies in a live mapping (caller); for shared mappings
     // DONTNEED changes no contents, and the caller vouches that the private
     // copies it discards are not read again.

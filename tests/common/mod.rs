@@ -139,6 +139,33 @@ pub fn resident_pages(path: &Path, range: std::ops::Range<usize>) -> usize {
     vec.iter().filter(|&&p| p & 1 == 1).count()
 }
 
+/// How many pages of `range` (byte offsets into this process's only
+/// mapping of the file at `path`) are mapped: present in the page tables,
+/// per `/proc/self/pagemap`. Unlike `mincore`, this tells a page that is
+/// only in the page cache from one this mapping can touch without a fault.
+pub fn mapped_pages(path: &Path, range: std::ops::Range<usize>) -> usize {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read maps");
+    let name = path.to_str().expect("utf-8 path");
+    let mut lines = maps.lines().filter(|line| line.ends_with(name));
+    let line = lines.next().expect("the file is mapped");
+    assert!(lines.next().is_none(), "the file is mapped more than once");
+    let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
+    let base = usize::from_str_radix(start, 16).unwrap();
+    assert!(base + range.end <= usize::from_str_radix(end, 16).unwrap());
+    let pagemap = std::fs::File::open("/proc/self/pagemap").expect("open pagemap");
+    let page = 4096;
+    let first = (base + range.start) / page;
+    let mut entries = vec![0u8; (range.end - range.start).div_ceil(page) * 8];
+    pagemap
+        .read_exact_at(&mut entries, first as u64 * 8)
+        .expect("read pagemap");
+    entries
+        .chunks(8)
+        .filter(|e| u64::from_ne_bytes((*e).try_into().unwrap()) >> 63 == 1)
+        .count()
+}
+
 /// Waits until `condition` holds, checking every millisecond; panics with
 /// `what` after a generous 20 s (a loaded machine is slow, a hang is not).
 pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
