@@ -2,35 +2,57 @@
 //! result the stream collects on its next poll.
 //!
 //! ```text
-//!   stream (async worker)                  blocking pool
-//!   start(tag, work) ── spawn_blocking ──> work(progress) -> io::Result<()>
+//!   stream (async worker)                  runner (blocking pool)
+//!   start(tag, work) ── queue; notify, ──> work(progress) -> io::Result<()>
+//!                       or spawn_blocking  then waits LINGER for the next
 //!   progress(): how far it got   <──────── progress.report(mark); wake
 //!   park(cx): waker into the mailbox <──── mailbox = (tag, result); wake
 //!   take(): (tag, result)
 //! ```
 //!
-//! Every job holds a clone of the stream's liveness token, so the stream's
+//! A runner stays for [`LINGER`] after its job for the next one, so a busy
+//! stream calls `spawn_blocking` once per burst, not once per job:
+//! `spawn_blocking` takes the blocking pool's mutex, which its threads hold
+//! too, and on a loaded machine the async worker slept on it for up to 7 ms
+//! (`perf` switch events, `examples/write_latency.rs`). The slot's own
+//! mutex is shared only by the stream and its runner, for a few loads and
+//! stores at a time.
+//!
+//! The runner holds a clone of the stream's liveness token, so the stream's
 //! [`BackgroundWatch`](crate::BackgroundWatch) sees when the last job of a
-//! dropped stream has ended. A job that starts after its stream was dropped
-//! skips its work.
+//! dropped stream has ended. A runner whose stream was dropped skips any
+//! queued work and ends.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Waker};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-/// What a finished job reports, and who to wake for it.
-#[derive(Debug)]
+/// How long a runner waits for its stream's next job before it ends.
+const LINGER: Duration = Duration::from_millis(5);
+
+/// A job's work: blocking, reporting progress as it goes.
+type Work<T> = Box<dyn FnOnce(&Progress<'_, T>) -> io::Result<()> + Send>;
+
+/// What the stream and its runner hand each other.
 struct Mailbox<T> {
+    /// Queued for the runner.
+    next: Option<(T, Work<T>)>,
+    /// What a finished job reports.
     finished: Option<(T, io::Result<()>)>,
+    /// Who to wake for it.
     waker: Option<Waker>,
+    /// Whether a runner is alive and will look at `next`.
+    runner: bool,
 }
 
-#[derive(Debug)]
 struct Shared<T> {
     mailbox: Mutex<Mailbox<T>>,
+    /// Signalled when work is queued or the stream is gone.
+    work_queued: Condvar,
     cancelled: AtomicBool,
     /// The mark the running job last reported (0 before it reports).
     progress: AtomicU64,
@@ -46,6 +68,40 @@ impl<T> Shared<T> {
         let waker = self.mailbox().waker.take();
         if let Some(waker) = waker {
             waker.wake();
+        }
+    }
+
+    /// The next queued job, waiting up to [`LINGER`] for one. `None` when
+    /// there is none or the stream is gone: the runner then ends.
+    fn next_job(&self) -> Option<(T, Work<T>)> {
+        let mut mailbox = self.mailbox();
+        loop {
+            if self.cancelled.load(Ordering::Acquire) {
+                mailbox.next = None;
+                break;
+            }
+            if let Some(job) = mailbox.next.take() {
+                return Some(job);
+            }
+            let (guard, wait) = self
+                .work_queued
+                .wait_timeout(mailbox, LINGER)
+                .unwrap_or_else(|e| e.into_inner());
+            mailbox = guard;
+            if wait.timed_out() && mailbox.next.is_none() {
+                break;
+            }
+        }
+        mailbox.runner = false;
+        None
+    }
+
+    /// Runs queued jobs until none comes within [`LINGER`].
+    fn run(&self) {
+        while let Some((tag, work)) = self.next_job() {
+            let result = work(&Progress(self));
+            self.mailbox().finished = Some((tag, result));
+            self.wake();
         }
     }
 }
@@ -65,7 +121,6 @@ impl<T> Progress<'_, T> {
 }
 
 /// A slot for one background job, tagged with a `T` that says what it did.
-#[derive(Debug)]
 pub(crate) struct JobSlot<T> {
     shared: Arc<Shared<T>>,
     runtime: Handle,
@@ -73,14 +128,25 @@ pub(crate) struct JobSlot<T> {
     busy: bool,
 }
 
+impl<T> std::fmt::Debug for JobSlot<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobSlot")
+            .field("busy", &self.busy)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Send + 'static> JobSlot<T> {
     pub(crate) fn new(runtime: Handle, liveness: Arc<()>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 mailbox: Mutex::new(Mailbox {
+                    next: None,
                     finished: None,
                     waker: None,
+                    runner: false,
                 }),
+                work_queued: Condvar::new(),
                 cancelled: AtomicBool::new(false),
                 progress: AtomicU64::new(0),
             }),
@@ -95,7 +161,8 @@ impl<T: Send + 'static> JobSlot<T> {
         self.busy
     }
 
-    /// Runs `work` on the blocking pool. The slot must not be busy.
+    /// Runs `work` on the blocking pool: on the runner that waits for it,
+    /// or a new one. The slot must not be busy.
     pub(crate) fn start(
         &mut self,
         tag: T,
@@ -104,18 +171,22 @@ impl<T: Send + 'static> JobSlot<T> {
         debug_assert!(!self.busy, "one job at a time");
         self.busy = true;
         self.shared.progress.store(0, Ordering::Relaxed);
+        let spawn = {
+            let mut mailbox = self.shared.mailbox();
+            mailbox.next = Some((tag, Box::new(work)));
+            !std::mem::replace(&mut mailbox.runner, true)
+        };
+        if !spawn {
+            self.shared.work_queued.notify_one();
+            return;
+        }
         let shared = Arc::clone(&self.shared);
         let liveness = Arc::clone(&self.liveness);
-        // Detached on purpose: the job ends by itself, and skips its work if
-        // the stream is gone by the time it runs.
+        // Detached on purpose: the runner ends by itself, at once if the
+        // stream is gone.
         drop(self.runtime.spawn_blocking(move || {
             let _alive = liveness;
-            if shared.cancelled.load(Ordering::Acquire) {
-                return;
-            }
-            let result = work(&Progress(&shared));
-            shared.mailbox().finished = Some((tag, result));
-            shared.wake();
+            shared.run();
         }));
     }
 
@@ -154,6 +225,10 @@ impl<T: Send + 'static> JobSlot<T> {
 
 impl<T> Drop for JobSlot<T> {
     fn drop(&mut self) {
+        // Under the lock, so a runner cannot miss it between its check and
+        // its wait.
+        let _mailbox = self.shared.mailbox();
         self.shared.cancelled.store(true, Ordering::Release);
+        self.shared.work_queued.notify_all();
     }
 }
