@@ -373,6 +373,49 @@ fn dropping_a_stream_ends_its_background_work() {
     assert!(resident_pages(&path, 8 << 20..len) == 0);
 }
 
+/// The scheduling policy of each thread of this process.
+fn thread_policies() -> Vec<libc::c_int> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    tasks
+        .filter_map(|task| task.ok()?.file_name().to_str()?.parse().ok())
+        // SAFETY: sched_getscheduler only reads the policy of a thread id;
+        // one that has exited since gives -1.
+        .map(|tid: libc::pid_t| unsafe { libc::sched_getscheduler(tid) })
+        .collect()
+}
+
+#[test]
+fn background_jobs_run_under_sched_batch_and_give_the_thread_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = cold_pattern_file(dir.path(), 8 << 20);
+    // One blocking thread: the one the jobs ran on is the one asked after.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let map = open(&path);
+    let stream = {
+        let _guard = runtime.enter();
+        map.stream_with(.., &StreamOptions::new().read_ahead(4 << 20))
+            .unwrap()
+    };
+    let watch = stream.background();
+    let mut chunks = tokio_test::task::spawn(stream.chunks(4096));
+    assert_pending!(chunks.poll_next()); // a job is in flight now
+    eventually("a thread runs under SCHED_BATCH", || {
+        thread_policies().contains(&libc::SCHED_BATCH)
+    });
+    drop(chunks);
+    eventually("the background work ends with the stream", || {
+        watch.is_finished()
+    });
+    let policy = runtime.block_on(runtime.spawn_blocking(|| {
+        // SAFETY: pid 0 is the calling thread.
+        unsafe { libc::sched_getscheduler(0) }
+    }));
+    assert_eq!(policy.unwrap(), libc::SCHED_OTHER);
+}
+
 #[tokio::test]
 async fn seeking_before_the_start_is_invalid_input_and_past_the_end_reads_eof() {
     let map = MappedFile::anonymous(10_000).unwrap();

@@ -31,6 +31,8 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
+use crate::sys;
+
 /// How long a runner waits for its stream's next job before it ends.
 const LINGER: Duration = Duration::from_millis(5);
 
@@ -186,6 +188,7 @@ impl<T: Send + 'static> JobSlot<T> {
         // stream is gone.
         drop(self.runtime.spawn_blocking(move || {
             let _alive = liveness;
+            let _batch = sys::BatchScheduling::enter();
             shared.run();
         }));
     }

@@ -306,3 +306,88 @@ pub(crate) fn write_back(file: &File, offset: u64, len: u64, wait: bool) -> io::
 pub(crate) fn write_back(file: &File, _offset: u64, _len: u64, _wait: bool) -> io::Result<()> {
     file.sync_data()
 }
+
+/// While alive, the calling thread runs under `SCHED_BATCH`: the scheduler
+/// does not let it preempt the thread on its CPU when it wakes up. The
+/// background jobs of streams run so, because on a busy machine a job woken
+/// by its stream (or by the disk) otherwise took the CPU of the async
+/// worker that woke it, for hundreds of microseconds at a time (measured
+/// in `examples/write_latency.rs`). Any thread may switch between
+/// `SCHED_OTHER` and `SCHED_BATCH`; dropping the guard puts the thread's
+/// policy back (it is a thread of tokio's blocking pool, shared with other
+/// work). Threads under any other policy are left alone.
+#[derive(Debug)]
+pub(crate) struct BatchScheduling {
+    switched: bool,
+}
+
+/// Sets the calling thread's scheduling policy (priority 0: the policies
+/// this switches between have no other).
+#[cfg(target_os = "linux")]
+fn set_policy(policy: libc::c_int) -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid struct.
+    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+}
+
+impl BatchScheduling {
+    /// Switches the calling thread to `SCHED_BATCH` if it runs under
+    /// `SCHED_OTHER`.
+    pub(crate) fn enter() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: pid 0 is the calling thread.
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            let switched = policy == libc::SCHED_OTHER && set_policy(libc::SCHED_BATCH);
+            Self { switched }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Self { switched: false }
+    }
+}
+
+impl Drop for BatchScheduling {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if self.switched {
+            set_policy(libc::SCHED_OTHER);
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::BatchScheduling;
+
+    fn policy() -> libc::c_int {
+        // SAFETY: pid 0 is the calling thread.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+
+    #[test]
+    fn batch_scheduling_lasts_as_long_as_its_guard() {
+        std::thread::spawn(|| {
+            assert_eq!(policy(), libc::SCHED_OTHER);
+            let batch = BatchScheduling::enter();
+            assert_eq!(policy(), libc::SCHED_BATCH);
+            drop(batch);
+            assert_eq!(policy(), libc::SCHED_OTHER);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn batch_scheduling_leaves_other_policies_alone() {
+        std::thread::spawn(|| {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: pid 0 is this (test) thread; `param` is valid.
+            let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+            assert_eq!(set, 0);
+            drop(BatchScheduling::enter());
+            assert_eq!(policy(), libc::SCHED_IDLE);
+        })
+        .join()
+        .unwrap();
+    }
+}
