@@ -6,6 +6,7 @@ mod common;
 use std::future::poll_fn;
 use std::io::{ErrorKind, SeekFrom};
 use std::pin::Pin;
+use std::task::Poll;
 
 use mapview::{Access, MappedFile, StreamOptions};
 use proptest::prelude::*;
@@ -173,6 +174,43 @@ async fn a_fast_writer_is_held_back_at_the_dirty_limit() {
     assert_eq!(stream.stats().dirty_bytes, 0);
     let on_disk = std::fs::read(&path).unwrap();
     assert!(on_disk.chunks(data.len()).all(|c| c == &data[..]));
+}
+
+#[tokio::test]
+async fn a_writer_at_the_dirty_limit_resumes_a_step_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 128 << 20;
+    let limit = 16 << 20; // write-back batches of a quarter: 4 MiB
+    let (_path, map) = create(dir.path(), len);
+    let options = StreamOptions::new().dirty_limit(limit);
+    let mut stream = map.stream_with(.., &options).unwrap();
+    let data = pattern(8 << 20);
+    let (mut written, mut waited, mut smallest_room) = (0u64, false, u64::MAX);
+    while written < len {
+        let n = poll_fn(|cx| {
+            let poll = Pin::new(&mut stream).poll_write(cx, &data);
+            match &poll {
+                Poll::Pending => waited |= stream.stats().dirty_bytes >= limit,
+                Poll::Ready(Ok(n)) if std::mem::take(&mut waited) => {
+                    // What the write found free: its own bytes, plus what
+                    // was left, which can only have grown since.
+                    let left = limit.saturating_sub(stream.stats().dirty_bytes);
+                    smallest_room = smallest_room.min(*n as u64 + left);
+                }
+                Poll::Ready(_) => {}
+            }
+            poll
+        })
+        .await
+        .unwrap();
+        written += n as u64;
+    }
+    stream.flush().await.unwrap();
+    assert!(
+        smallest_room < 4 << 20,
+        "a writer held back resumed only when a whole batch was on the disk \
+         (smallest room {smallest_room})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

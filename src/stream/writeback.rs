@@ -9,13 +9,15 @@
 //!   poll_write ─ copy in ─ record ─> dirty ──(a quarter of the limit)──┐
 //!                                                                      v
 //!   job: MADV_DONTNEED(batch)                   unmap the batch's pages
-//!        sync_file_range(batch, WRITE)          start the batch's I/O
-//!        sync_file_range(started, WAIT|WRITE)   wait for the previous one
+//!        in 1 MiB steps, side by side:
+//!          sync_file_range(batch, WRITE)        start the batch's I/O
+//!          sync_file_range(started, WAIT|WRITE) wait for the previous one,
+//!                                               report the step: room
 //!        -> the batch becomes "started", started becomes clean
 //!           (flushed_bytes); dirty keeps what lies past the batch
 //!
-//!   at the limit (dirty + started + in the job): poll_write is Pending
-//!   until a job frees room.
+//!   at the limit (dirty + started + in the job, less the steps reported):
+//!   poll_write is Pending until a step or a job frees room.
 //!   poll_flush: job msync(MS_SYNC) of everything written since the last
 //!   flush; Ready only when that succeeded: durable.
 //! ```
@@ -121,8 +123,11 @@ pub(crate) struct Writeback {
     dirty: Option<Batch>,
     /// I/O started by a finished job, not yet known to be done.
     started: Option<Batch>,
-    /// Bytes of the job in flight.
+    /// Bytes of the job in flight that it frees only when it finishes.
     in_job: u64,
+    /// The batch the job in flight waits for: the steps it reports are on
+    /// the disk.
+    waiting: Option<Batch>,
     /// Written since the last durable flush started.
     unsynced: Option<Range<u64>>,
     /// What jobs unmapped (see [`Region::release`]) since the stream last
@@ -145,6 +150,7 @@ impl Writeback {
             dirty: None,
             started: None,
             in_job: 0,
+            waiting: None,
             unsynced: None,
             released: None,
             error: None,
@@ -154,7 +160,22 @@ impl Writeback {
 
     /// Bytes written and not yet known to be on the disk.
     pub(crate) fn dirty_bytes(&self) -> u64 {
-        bytes_of(&self.dirty) + bytes_of(&self.started) + self.in_job
+        bytes_of(&self.dirty) + bytes_of(&self.started) + self.in_job + self.still_waiting()
+    }
+
+    /// The bytes of the batch the job in flight waits for that it has not
+    /// reported on the disk: all that its range past the last reported step
+    /// can hold (the batch may have holes, so this may count more than are
+    /// left, never fewer).
+    fn still_waiting(&self) -> u64 {
+        let Some(batch) = &self.waiting else {
+            return 0;
+        };
+        let done = self
+            .job
+            .progress()
+            .clamp(batch.range.start, batch.range.end);
+        batch.bytes.min(batch.range.end - done)
     }
 
     /// The bytes whose pages write-back unmapped (or is about to) since the
@@ -181,8 +202,8 @@ impl Writeback {
             if !self.job.is_busy() {
                 self.start_write_back(cursor);
             }
-            if self.job.park(cx) {
-                return Poll::Pending;
+            if self.job.park(cx) && self.dirty_bytes() >= self.limit {
+                return Poll::Pending; // a step reported after `park` wakes us
             }
         }
     }
@@ -236,28 +257,38 @@ impl Writeback {
     fn start_write_back(&mut self, cursor: u64) {
         let start = self.take_batch();
         let wait = self.started.take();
-        self.in_job = bytes_of(&start) + bytes_of(&wait);
+        self.in_job = bytes_of(&start);
+        self.waiting = wait.clone();
         let region = Arc::clone(&self.region);
         let (start_range, wait_range) = (range_of(&start), range_of(&wait));
         let release = start_range
             .as_ref()
             .map(|range| self.release_behind(range, cursor));
-        self.job
-            .start(FileJob::WriteBack { start, wait }, move |_| {
-                if let Some(range) = release {
-                    region.release(range)?;
+        let job = FileJob::WriteBack { start, wait };
+        self.job.start(job, move |progress| {
+            if let Some(range) = release {
+                region.release(range)?;
+            }
+            let mut starts = start_range
+                .into_iter()
+                .flat_map(|r| steps(r, BLOCKING_STEP));
+            let mut waits = wait_range.into_iter().flat_map(|r| steps(r, BLOCKING_STEP));
+            loop {
+                let (start, wait) = (starts.next(), waits.next());
+                if start.is_none() && wait.is_none() {
+                    return Ok(());
                 }
-                if let Some(range) = start_range {
-                    for step in steps(range, BLOCKING_STEP) {
-                        region.write_back(step, false)?;
-                        std::thread::yield_now(); // see `BLOCKING_STEP`
-                    }
+                if let Some(step) = start {
+                    region.write_back(step, false)?;
                 }
-                if let Some(range) = wait_range {
-                    region.write_back(range, true)?;
+                if let Some(step) = wait {
+                    let end = step.end;
+                    region.write_back(step, true)?;
+                    progress.report(end);
                 }
-                Ok(())
-            });
+                std::thread::yield_now(); // see `BLOCKING_STEP`
+            }
+        });
     }
 
     /// Starts making everything written since the last flush durable.
@@ -266,6 +297,7 @@ impl Writeback {
         self.dirty = None;
         self.started = None;
         self.in_job = bytes;
+        self.waiting = None;
         let region = Arc::clone(&self.region);
         let release = self.release_behind(&range, cursor);
         let job = FileJob::Sync {
@@ -284,6 +316,7 @@ impl Writeback {
             return;
         };
         self.in_job = 0;
+        self.waiting = None;
         match (job, result) {
             (FileJob::WriteBack { start, wait }, Ok(())) => {
                 self.flushed_bytes += bytes_of(&wait);
