@@ -5,6 +5,14 @@
 //! The work runs as a spawned task, as it would in a server. tokio's timer
 //! has a resolution of 1 ms, so even on an idle runtime a tick wakes up to
 //! about 1 ms late: the "ticker alone" row shows that floor on this machine.
+//! A runtime that parks in the middle of a millisecond can be up to 2 ms
+//! late: tokio rounds a timer's deadline up to the next millisecond, the
+//! time it parks at down, and parks for the difference in whole
+//! milliseconds (`park_internal` in tokio's `runtime/time/mod.rs`). The
+//! ticker alone always parks right after a tick; a task that waits for
+//! something (the disk, a peer) makes the runtime park at any moment. The
+//! "a task that only waits" row shows that second floor: a task that waits
+//! 0.3-2 ms at a time on a blocking thread and does nothing else.
 //!
 //! Each poll of the work is also watched through the thread's context
 //! switches: "polls slept" counts polls in which the runtime's thread
@@ -201,7 +209,24 @@ fn summary(rounds: &[[f64; COLUMNS.len()]]) -> ([f64; COLUMNS.len()], f64) {
 /// The name under which [`compare`] measures the ticker with no work.
 const FLOOR: &str = "ticker alone (the floor)";
 
-/// Runs each of `names`, and the ticker alone, once a round for
+/// The name under which [`compare`] measures the ticker beside a task that
+/// only waits.
+const WAITING: &str = "a task that only waits (floor)";
+
+/// For 500 ms, waits 0.3-2 ms at a time on a blocking thread.
+async fn only_wait() -> std::io::Result<u64> {
+    let start = Instant::now();
+    for turn in 0u64.. {
+        if start.elapsed() >= Duration::from_millis(500) {
+            break;
+        }
+        let wait = Duration::from_micros(300 + turn * 170 % 1700);
+        tokio::task::spawn_blocking(move || std::thread::sleep(wait)).await?;
+    }
+    Ok(0)
+}
+
+/// Runs each of `names`, and the two floors, once a round for
 /// `MAPVIEW_ROUNDS` rounds (default 5), interleaved, on a `current_thread`
 /// runtime under [`measure`]; `work` makes the future for a name (after any
 /// preparation, such as evicting pages) and returns the bytes it moved,
@@ -221,7 +246,7 @@ where
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let all: Vec<&str> = names.iter().copied().chain([FLOOR]).collect();
+    let all: Vec<&str> = names.iter().copied().chain([WAITING, FLOOR]).collect();
     let mut results: Vec<Vec<[f64; COLUMNS.len()]>> = all.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
         for (name, results) in all.iter().zip(&mut results) {
@@ -230,6 +255,8 @@ where
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     Ok(0)
                 }))?
+            } else if *name == WAITING {
+                runtime.block_on(measure(only_wait()))?
             } else {
                 let run = runtime.block_on(measure(work(name)?))?;
                 if run.bytes != bytes {
