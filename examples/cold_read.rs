@@ -53,15 +53,38 @@ fn make_file(path: &Path, len: usize) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Drops the file's pages from the page cache, and waits until they are
+/// gone: pages still mapped (by the last reader's mapping, which is torn
+/// down in the background) are not dropped, so it tries again.
 fn evict(path: &Path) -> io::Result<()> {
     let file = std::fs::File::open(path)?;
     file.sync_all()?;
-    // SAFETY: a valid descriptor; fadvise only drops clean cached pages.
-    let ret = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    if ret != 0 {
-        return Err(io::Error::from_raw_os_error(ret));
+    for _ in 0..500 {
+        // SAFETY: a valid descriptor; fadvise only drops clean cached pages.
+        let ret = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+        if resident_pages(&file)? == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(())
+    Err(io::Error::other("the file's pages stay in the page cache"))
+}
+
+/// How many of the file's pages are in the page cache (`mincore` tells the
+/// truth here: this program owns the file).
+fn resident_pages(file: &std::fs::File) -> io::Result<usize> {
+    // SAFETY: this program is the only user of its temp file.
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    let mut pages = vec![0u8; map.len().div_ceil(4096)];
+    // SAFETY: the whole live mapping; `pages` has a byte per page of it.
+    let ret = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), pages.as_mut_ptr()) };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pages.iter().filter(|&&p| p & 1 == 1).count())
 }
 
 async fn read_to_end(mut reader: impl AsyncRead + Unpin) -> io::Result<u64> {
