@@ -8,7 +8,7 @@ use std::io::{ErrorKind, SeekFrom};
 use std::pin::Pin;
 use std::task::Poll;
 
-use mapview::{Access, MappedFile, StreamOptions};
+use mapview::{Access, MappedFile, StreamOptions, StreamStats, ViewStream};
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 
@@ -140,6 +140,27 @@ fn flushed_bytes_survive_the_writer_being_killed() {
     }
 }
 
+/// Writes `data` over and over until `len` bytes are written, showing
+/// `watch` each poll's result and the stream's stats right after it.
+async fn write_watching(
+    stream: &mut ViewStream,
+    data: &[u8],
+    len: u64,
+    mut watch: impl FnMut(&Poll<std::io::Result<usize>>, StreamStats),
+) {
+    let mut written = 0u64;
+    while written < len {
+        let n = poll_fn(|cx| {
+            let poll = Pin::new(&mut *stream).poll_write(cx, data);
+            watch(&poll, stream.stats());
+            poll
+        })
+        .await
+        .unwrap();
+        written += n as u64;
+    }
+}
+
 #[tokio::test]
 async fn a_fast_writer_is_held_back_at_the_dirty_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,21 +170,14 @@ async fn a_fast_writer_is_held_back_at_the_dirty_limit() {
     let options = StreamOptions::new().dirty_limit(limit);
     let mut stream = map.stream_with(.., &options).unwrap();
     let data = pattern(64 << 10);
-    let (mut written, mut max_dirty, mut pending_at_limit) = (0u64, 0u64, 0);
-    while written < len {
-        let n = poll_fn(|cx| {
-            let poll = Pin::new(&mut stream).poll_write(cx, &data);
-            let dirty = stream.stats().dirty_bytes;
-            max_dirty = max_dirty.max(dirty);
-            if poll.is_pending() && dirty >= limit {
-                pending_at_limit += 1;
-            }
-            poll
-        })
-        .await
-        .unwrap();
-        written += n as u64;
-    }
+    let (mut max_dirty, mut pending_at_limit) = (0u64, 0);
+    write_watching(&mut stream, &data, len, |poll, stats| {
+        max_dirty = max_dirty.max(stats.dirty_bytes);
+        if poll.is_pending() && stats.dirty_bytes >= limit {
+            pending_at_limit += 1;
+        }
+    })
+    .await;
     stream.flush().await.unwrap();
     assert!(
         max_dirty <= limit,
@@ -185,26 +199,18 @@ async fn a_writer_at_the_dirty_limit_resumes_a_step_at_a_time() {
     let options = StreamOptions::new().dirty_limit(limit);
     let mut stream = map.stream_with(.., &options).unwrap();
     let data = pattern(8 << 20);
-    let (mut written, mut waited, mut smallest_room) = (0u64, false, u64::MAX);
-    while written < len {
-        let n = poll_fn(|cx| {
-            let poll = Pin::new(&mut stream).poll_write(cx, &data);
-            match &poll {
-                Poll::Pending => waited |= stream.stats().dirty_bytes >= limit,
-                Poll::Ready(Ok(n)) if std::mem::take(&mut waited) => {
-                    // What the write found free: its own bytes, plus what
-                    // was left, which can only have grown since.
-                    let left = limit.saturating_sub(stream.stats().dirty_bytes);
-                    smallest_room = smallest_room.min(*n as u64 + left);
-                }
-                Poll::Ready(_) => {}
-            }
-            poll
-        })
-        .await
-        .unwrap();
-        written += n as u64;
-    }
+    let (mut waited, mut smallest_room) = (false, u64::MAX);
+    write_watching(&mut stream, &data, len, |poll, stats| match poll {
+        Poll::Pending => waited |= stats.dirty_bytes >= limit,
+        Poll::Ready(Ok(n)) if std::mem::take(&mut waited) => {
+            // What the write found free: its own bytes, plus what was
+            // left, which can only have grown since.
+            let left = limit.saturating_sub(stats.dirty_bytes);
+            smallest_room = smallest_room.min(*n as u64 + left);
+        }
+        Poll::Ready(_) => {}
+    })
+    .await;
     stream.flush().await.unwrap();
     assert!(
         smallest_room < 4 << 20,
