@@ -403,6 +403,7 @@ fn background_jobs_run_under_sched_batch_and_give_the_thread_back() {
     let mut chunks = tokio_test::task::spawn(stream.chunks(4096));
     assert_pending!(chunks.poll_next()); // a job is in flight now
     eventually("a thread runs under SCHED_BATCH", || {
+        let _ = chunks.poll_next(); // keep the jobs coming
         thread_policies().contains(&libc::SCHED_BATCH)
     });
     drop(chunks);
