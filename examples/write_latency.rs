@@ -68,13 +68,12 @@ async fn write_with(name: &str, path: PathBuf, len: u64) -> io::Result<u64> {
             write_all(map.stream(..)?, len).await
         }
         "naive mmap memcpy in poll_write" => {
+            // Overwrites the allocated file, as the other writers do
+            // (truncating it would leave the next writer to allocate).
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
-                .create(true)
-                .truncate(true)
                 .open(&path)?;
-            file.set_len(len)?;
             // SAFETY: as above.
             let map = unsafe { memmap2::MmapMut::map_mut(&file)? };
             write_all(NaiveMmapWriter { map, pos: 0 }, len).await
