@@ -131,13 +131,30 @@ impl Region {
     }
 
     /// Faults in the pages of `range`, blocking. Call it off the async workers.
+    ///
+    /// The kernel tells only that a page could not be faulted in. Past the
+    /// end of the file that is `UnexpectedEof` (truncated); if the file
+    /// still covers the range, the file system refused the page: for
+    /// writing, most likely no space for a page of a sparse file
+    /// (`StorageFull`), for reading an I/O error.
     pub(crate) fn populate(&self, range: Range<u64>, how: Populate) -> io::Result<()> {
         let len = (range.end - range.start) as usize;
         let ptr = self.ptr(range.start, len)?;
         // SAFETY: the range lies inside the live mapping (checked by `ptr`).
         // A failure (pages past the end of the file) changes no mapping, so
         // it does not poison the region.
-        unsafe { sys::populate(ptr, len, how) }
+        match unsafe { sys::populate(ptr, len, how) } {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.file_covers(&range) => {
+                Err(refused(how))
+            }
+            result => result,
+        }
+    }
+
+    /// Whether the object's file reaches past `range` (of the region).
+    fn file_covers(&self, range: &Range<u64>) -> bool {
+        let size = self.object.file.metadata().map(|m| m.len());
+        size.is_ok_and(|size| size >= self.offset + range.end)
     }
 
     /// Starts writing the dirty pages of `range` to the file, and with
@@ -247,6 +264,21 @@ fn unmap_in_steps(map: MmapRaw) {
             )
         };
         std::thread::yield_now();
+    }
+}
+
+/// The error for pages of a file that covers them but that the file system
+/// would not fault in.
+fn refused(how: Populate) -> io::Error {
+    match how {
+        Populate::Write => io::Error::new(
+            io::ErrorKind::StorageFull,
+            "the file system would not provide pages to write: no space for a \
+             sparse file's pages (or a quota or I/O error)",
+        ),
+        Populate::Read => io::Error::other(
+            "the file system would not read the mapped file's pages (an I/O error)",
+        ),
     }
 }
 

@@ -290,6 +290,67 @@ async fn rewrites_after_seeking_back_over_written_back_bytes_are_kept() {
     assert!(std::fs::read(&path).unwrap() == model, "the file holds it");
 }
 
+/// A small tmpfs mounted on a temporary directory while it lives.
+struct SmallFileSystem(tempfile::TempDir);
+
+impl SmallFileSystem {
+    /// `None` unless this process may mount (it runs as root).
+    fn mount(bytes: usize) -> Option<Self> {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let target = std::ffi::CString::new(dir.path().to_str().unwrap()).unwrap();
+        let options = std::ffi::CString::new(format!("size={bytes}")).unwrap();
+        // SAFETY: valid C strings; mounting changes nothing of this process.
+        let ret = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                options.as_ptr().cast(),
+            )
+        };
+        assert_eq!(ret, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+        Some(Self(dir))
+    }
+}
+
+impl Drop for SmallFileSystem {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new(self.0.path().to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string naming the mount made in `mount`.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[tokio::test]
+async fn writes_to_a_sparse_file_on_a_full_file_system_fail_with_storage_full() {
+    let Some(fs) = SmallFileSystem::mount(1 << 20) else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    // Sparse: longer than the file system has room for.
+    let path = fs.0.path().join("sparse.bin");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(4 << 20)
+        .unwrap();
+    let map = unsafe { MappedFile::options().access(Access::ReadWrite).open(&path) }.unwrap();
+    let mut stream = map.stream(..).unwrap();
+    let data = pattern(4 << 20);
+    let err = stream.write_all(&data).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
+    let written = stream.position() as usize;
+    assert!(written > 0 && written < data.len(), "wrote {written}");
+    stream.flush().await.unwrap(); // what fit is kept
+    drop((stream, map));
+    let on_disk = std::fs::read(&path).unwrap();
+    assert!(on_disk[..written] == data[..written]);
+}
+
 #[tokio::test]
 async fn copy_on_write_streams_never_change_the_file() {
     let dir = tempfile::tempdir().unwrap();
