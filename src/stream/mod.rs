@@ -53,7 +53,8 @@ use writeback::Writeback;
 /// window is in memory.
 ///
 /// Reads copy through a guard that turns a truncated file into an
-/// `UnexpectedEof` error instead of a `SIGBUS` crash.
+/// `UnexpectedEof` error instead of a `SIGBUS` crash. Writes into a sparse
+/// file on a full file system fail with `StorageFull`.
 ///
 /// # Examples
 ///
