@@ -66,6 +66,12 @@
 //! cannot tolerate. [`MappedFile::anonymous`] is safe, and so is everything
 //! after construction.
 //!
+//! A full disk also raises `SIGBUS`: a write through a [`ViewMut`] into a
+//! hole of a sparse file whose file system has no room for the page.
+//! [`MappedFile::create`] allocates the capacity it grows, so its files have
+//! no holes; opening a file made sparse elsewhere read-write is part of what
+//! the caller vouches for. A [`ViewStream`] reports `StorageFull` there.
+//!
 //! # Platform
 //!
 //! Linux is the tested platform. Platform calls live in one private `sys`
