@@ -150,6 +150,14 @@ fn page_span(addr: *const u8, len: usize) -> (*mut libc::c_void, usize) {
     (start as *mut libc::c_void, end - start)
 }
 
+/// The whole pages inside `len` bytes at `addr`, if there are any.
+fn whole_pages(addr: *const u8, len: usize) -> Option<(*mut libc::c_void, usize)> {
+    let page = page_size();
+    let start = (addr as usize).next_multiple_of(page);
+    let end = (addr as usize + len) & !(page - 1);
+    (start < end).then(|| (start as *mut libc::c_void, end - start))
+}
+
 /// Whether every page of `addr..addr + len` is in memory. Truthful for file
 /// mappings only if this process owns the file or may write it (see
 /// [`mincore_is_truthful`]); otherwise the kernel says "resident" for all.
@@ -211,13 +219,9 @@ pub(crate) unsafe fn will_need(addr: *const u8, len: usize) {
 /// `addr..addr + len` must lie inside one live mapping whose private pages,
 /// if any, no one reads again.
 pub(crate) unsafe fn drop_page_tables(addr: *const u8, len: usize) {
-    let page = page_size();
-    let start = (addr as usize).next_multiple_of(page);
-    let end = (addr as usize + len) & !(page - 1);
-    if start >= end {
+    let Some((start, span)) = whole_pages(addr, len) else {
         return;
-    }
-    let (start, span) = (start as *mut libc::c_void, end - start);
+    };
     // SAFETY: the span lies in a live mapping (caller); for shared mappings
     // DONTNEED changes no contents, and the caller vouches that the private
     // copies it discards are not read again.
