@@ -133,22 +133,25 @@ impl Region {
     /// Faults in the pages of `range`, blocking. Call it off the async workers.
     ///
     /// The kernel tells only that a page could not be faulted in. Past the
-    /// end of the file that is `UnexpectedEof` (truncated); if the file
-    /// still covers the range, the file system refused the page: for
-    /// writing, most likely no space for a page of a sparse file
+    /// end of the file that is `UnexpectedEof` (truncated). If the file
+    /// covers the range, either it was cut and has grown back since, or the
+    /// file system refused the page; a second try tells them apart. A refusal
+    /// is, for writing, most likely no space for a page of a sparse file
     /// (`StorageFull`), for reading an I/O error.
     pub(crate) fn populate(&self, range: Range<u64>, how: Populate) -> io::Result<()> {
+        const TRIES: usize = 2;
         let len = (range.end - range.start) as usize;
         let ptr = self.ptr(range.start, len)?;
-        // SAFETY: the range lies inside the live mapping (checked by `ptr`).
-        // A failure (pages past the end of the file) changes no mapping, so
-        // it does not poison the region.
-        match unsafe { sys::populate(ptr, len, how) } {
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.file_covers(&range) => {
-                Err(refused(how))
+        for _ in 0..TRIES {
+            // SAFETY: the range lies inside the live mapping (checked by
+            // `ptr`). A failure (pages past the end of the file) changes no
+            // mapping, so it does not poison the region.
+            match unsafe { sys::populate(ptr, len, how) } {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.file_covers(&range) => {}
+                result => return result,
             }
-            result => result,
         }
+        Err(refused(how))
     }
 
     /// Whether the object's file reaches past `range` (of the region).
