@@ -1,6 +1,7 @@
 //! Does reading a cold file stall the executor? Streams a file whose pages
 //! were evicted from the page cache on a `current_thread` runtime while a
-//! second task ticks every millisecond and records how late each tick was.
+//! second task asks to be woken every millisecond and records how late it
+//! ran (see `support/ticker.rs`).
 //!
 //! `cargo run --release --example cold_read -- [SIZE_MIB]` (default 1024).
 //! It makes its own file (in the system temp dir, removed at the end), and

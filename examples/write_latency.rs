@@ -1,7 +1,7 @@
 //! Does writing a large file stall the executor? Overwrites a file with
 //! 64 KiB writes and a final durable flush on a `current_thread` runtime
-//! while a second task ticks every millisecond and records how late each
-//! tick was. (The file is written and synced once up front, so block
+//! while a second task asks to be woken every millisecond and records how
+//! late it ran. (The file is written and synced once up front, so block
 //! allocation and discards of deleted files stay out of the figures.)
 //!
 //! `cargo run --release --example write_latency -- [SIZE_MIB]` (default
