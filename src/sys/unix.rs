@@ -325,6 +325,13 @@ pub(crate) struct BatchScheduling {
     switched: bool,
 }
 
+/// The calling thread's scheduling policy.
+#[cfg(target_os = "linux")]
+fn policy() -> libc::c_int {
+    // SAFETY: pid 0 is the calling thread.
+    unsafe { libc::sched_getscheduler(0) }
+}
+
 /// Sets the calling thread's scheduling policy (priority 0: the policies
 /// this switches between have no other).
 #[cfg(target_os = "linux")]
@@ -340,9 +347,7 @@ impl BatchScheduling {
     pub(crate) fn enter() -> Self {
         #[cfg(target_os = "linux")]
         {
-            // SAFETY: pid 0 is the calling thread.
-            let policy = unsafe { libc::sched_getscheduler(0) };
-            let switched = policy == libc::SCHED_OTHER && set_policy(libc::SCHED_BATCH);
+            let switched = policy() == libc::SCHED_OTHER && set_policy(libc::SCHED_BATCH);
             Self { switched }
         }
         #[cfg(not(target_os = "linux"))]
@@ -361,12 +366,7 @@ impl Drop for BatchScheduling {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::BatchScheduling;
-
-    fn policy() -> libc::c_int {
-        // SAFETY: pid 0 is the calling thread.
-        unsafe { libc::sched_getscheduler(0) }
-    }
+    use super::{policy, set_policy, BatchScheduling};
 
     #[test]
     fn batch_scheduling_lasts_as_long_as_its_guard() {
@@ -384,10 +384,7 @@ mod tests {
     #[test]
     fn batch_scheduling_leaves_other_policies_alone() {
         std::thread::spawn(|| {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: pid 0 is this (test) thread; `param` is valid.
-            let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-            assert_eq!(set, 0);
+            assert!(set_policy(libc::SCHED_IDLE));
             drop(BatchScheduling::enter());
             assert_eq!(policy(), libc::SCHED_IDLE);
         })
