@@ -105,3 +105,8 @@ pub use object::Access;
 pub use stream::{BackgroundWatch, Chunks, StreamOptions, StreamStats, ViewStream};
 pub use tail::Tail;
 pub use view::{View, ViewMut};
+
+/// The README's examples, compiled as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
