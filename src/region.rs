@@ -61,10 +61,7 @@ impl Region {
     /// `at..at + len` lies inside it and the region is not poisoned.
     fn ptr(&self, at: u64, len: usize) -> io::Result<*mut u8> {
         if self.poisoned.load(Ordering::Acquire) {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the mapped file was truncated under this stream",
-            ));
+            return Err(sys::truncated());
         }
         let end = at.checked_add(len as u64);
         assert!(
@@ -193,9 +190,16 @@ impl Region {
 
     /// Makes the bytes of `range` durable in the file (`msync(MS_SYNC)`).
     /// Blocking.
+    ///
+    /// `msync` succeeds on pages that a truncation took away, so the file's
+    /// length is checked after it: bytes past the end are not in the file.
     pub(crate) fn sync(&self, range: Range<u64>) -> io::Result<()> {
         self.map
-            .flush_range(range.start as usize, (range.end - range.start) as usize)
+            .flush_range(range.start as usize, (range.end - range.start) as usize)?;
+        if !self.file_covers(&range) {
+            return Err(sys::truncated());
+        }
+        Ok(())
     }
 
     /// Reads a byte of every page of `range`, so that the calling thread

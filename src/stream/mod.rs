@@ -54,7 +54,9 @@ use writeback::Writeback;
 ///
 /// Reads copy through a guard that turns a truncated file into an
 /// `UnexpectedEof` error instead of a `SIGBUS` crash. Writes into a sparse
-/// file on a full file system fail with `StorageFull`.
+/// file on a full file system fail with `StorageFull`. An error that may have
+/// lost written bytes (a truncation, a failed write-back or flush) is
+/// reported again by every later write, flush and shutdown.
 ///
 /// # Examples
 ///
@@ -312,6 +314,30 @@ impl ViewStream {
         }
         Ok(())
     }
+
+    /// Writes what fits of `buf` at the cursor, once there is room and the
+    /// pages are writable.
+    fn poll_write_at_cursor(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() || self.pos >= self.len() {
+            return Poll::Ready(Ok(0));
+        }
+        let progress = ready!(self.budget.poll_proceed(cx));
+        let room = ready!(self.writeback.poll_room(cx, self.pos))?;
+        if let Some(released) = self.writeback.take_released() {
+            self.prefetch.forget(released);
+        }
+        let available = ready!(self.prefetch.poll_available(cx, self.pos, Populate::Write))?;
+        progress.made_progress();
+        let len = (buf.len() as u64).min(available).min(room) as usize;
+        self.region.copy_in(self.pos, &buf[..len])?;
+        self.writeback.record(self.pos..self.pos + len as u64);
+        self.pos += len as u64;
+        Poll::Ready(Ok(len))
+    }
 }
 
 impl AsyncWrite for ViewStream {
@@ -322,26 +348,18 @@ impl AsyncWrite for ViewStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.check_writable()?;
-        if buf.is_empty() || this.pos >= this.len() {
-            return Poll::Ready(Ok(0));
-        }
-        let progress = ready!(this.budget.poll_proceed(cx));
-        let room = ready!(this.writeback.poll_room(cx, this.pos))?;
-        if let Some(released) = this.writeback.take_released() {
-            this.prefetch.forget(released);
-        }
-        let available = ready!(this.prefetch.poll_available(cx, this.pos, Populate::Write))?;
-        progress.made_progress();
-        let len = (buf.len() as u64).min(available).min(room) as usize;
-        this.region.copy_in(this.pos, &buf[..len])?;
-        this.writeback.record(this.pos..this.pos + len as u64);
-        this.pos += len as u64;
-        Poll::Ready(Ok(len))
+        let result = ready!(this.poll_write_at_cursor(cx, buf));
+        Poll::Ready(this.writeback.note(result))
     }
 
     /// Completes when every byte written so far is durable in the file
     /// (`msync(MS_SYNC)` on the blocking pool); for shared or anonymous
     /// memory and copy-on-write maps, at once.
+    ///
+    /// Fails with `UnexpectedEof` if the file was truncated below bytes
+    /// written since the last flush. Once a write, a write-back or a flush
+    /// has failed in a way that may have lost written bytes, every later
+    /// write, flush and shutdown fails with that error's kind.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.writeback.poll_flush(cx, this.pos)

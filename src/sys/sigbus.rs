@@ -154,12 +154,17 @@ unsafe fn guarded<T>(start: usize, len: usize, access: impl FnOnce() -> T) -> io
     GUARD_END.with(|g| g.set(0));
     GUARD_START.with(|g| g.set(0));
     if FAULTED.with(Cell::get) {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the mapped file was truncated under the access",
-        ));
+        return Err(truncated());
     }
     Ok(value)
+}
+
+/// The error for bytes of a mapping that a truncation of the file took away.
+pub(crate) fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the mapped file was truncated under the mapping",
+    )
 }
 
 /// Copies `len` bytes from `src` to `dst`, where the `guarded` side lies in a
