@@ -52,11 +52,33 @@ use writeback::Writeback;
 /// up with the prefetcher, a poll returns `Pending` and is woken once the next
 /// window is in memory.
 ///
-/// Reads copy through a guard that turns a truncated file into an
-/// `UnexpectedEof` error instead of a `SIGBUS` crash. Writes into a sparse
-/// file on a full file system fail with `StorageFull`. An error that may have
-/// lost written bytes (a truncation, a failed write-back or flush) is
-/// reported again by every later write, flush and shutdown.
+/// Writes into a sparse file on a full file system fail with `StorageFull`.
+/// An error that may have lost written bytes (a truncation, a failed
+/// write-back or flush) is reported again by every later write, flush and
+/// shutdown.
+///
+/// # A truncated file
+///
+/// When the file is truncated under a stream, the stream reports
+/// `UnexpectedEof`; it never lets the process be killed by `SIGBUS`:
+///
+/// - Reads and writes copy through a guard: the copy that meets a lost page
+///   fails.
+/// - Memory the stream lends out, the slice of `fill_buf` and the
+///   [`Bytes`](bytes::Bytes) of [`chunks`](Self::chunks), is covered by the
+///   library's `SIGBUS` handler for as long as it lives (a `Bytes` keeps it
+///   covered after the stream is gone). Its lost pages read as zeros, and the
+///   next poll of the stream (a read, `fill_buf`, the next chunk, a write)
+///   fails with `UnexpectedEof`. Those zeros are not data: a consumer that
+///   passed them on (an HTTP body, say) learns from that error that the
+///   content was cut, as it would from a failed read. When too many streams
+///   lend memory at once (4096 mappings), further streams hand out copies
+///   instead, which are not affected by a later truncation.
+///
+/// After such an error the stream stays failed, even if the file grows back.
+/// Changes of the file's bytes that are not a truncation are visible through
+/// lent memory: that is the caller's part of the `unsafe` constructor's
+/// contract (see the crate's [safety section](crate#safety)).
 ///
 /// # Examples
 ///
@@ -82,6 +104,8 @@ pub struct ViewStream {
     writeback: Writeback,
     budget: Budget,
     shut_down: bool,
+    /// What `fill_buf` lends when the region cannot lend its own memory.
+    copied: Vec<u8>,
     /// Held by every background job; the watch sees it go.
     liveness: Arc<()>,
 }
@@ -148,6 +172,7 @@ impl ViewStream {
             pos: 0,
             budget: Budget::default(),
             shut_down: false,
+            copied: Vec::new(),
             liveness,
         })
     }
@@ -219,6 +244,10 @@ impl ViewStream {
     /// most `size` bytes each, pointing into the mapping and keeping it
     /// alive. A `size` of 0 yields one `InvalidInput` error.
     ///
+    /// A chunk's pages lost to a truncation of the file read as zeros, and
+    /// the next chunk is an `UnexpectedEof` error (see [a truncated
+    /// file](Self#a-truncated-file)).
+    ///
     /// # Examples
     ///
     /// ```
@@ -248,6 +277,7 @@ impl ViewStream {
         cx: &mut Context<'_>,
         max: usize,
     ) -> Poll<io::Result<Option<(u64, usize)>>> {
+        self.region.check()?;
         if self.pos >= self.len() {
             return Poll::Ready(Ok(None));
         }
@@ -374,13 +404,24 @@ impl AsyncWrite for ViewStream {
     }
 }
 
+/// How many bytes `fill_buf` copies at most when the region cannot lend its
+/// memory (too many regions lent out at once).
+const FILL_COPY: usize = 64 << 10;
+
 impl AsyncBufRead for ViewStream {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        match ready!(this.poll_next_span(cx, usize::MAX))? {
-            Some((start, len)) => Poll::Ready(this.region.slice(start, len)),
-            None => Poll::Ready(Ok(&[])),
+        let Some((start, len)) = ready!(this.poll_next_span(cx, usize::MAX))? else {
+            return Poll::Ready(Ok(&[]));
+        };
+        if let Some(lent) = this.region.lend(start, len)? {
+            return Poll::Ready(Ok(lent));
         }
+        let len = len.min(FILL_COPY);
+        this.copied.resize(len, 0);
+        // SAFETY: `copied` holds `len` bytes and is not the mapping.
+        unsafe { this.region.copy_out(start, this.copied.as_mut_ptr(), len)? };
+        Poll::Ready(Ok(&this.copied))
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
