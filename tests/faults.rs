@@ -1,11 +1,12 @@
 //! Stream views when the file is truncated under them: errors are reported,
-//! not lost, and memory handed out never crashes the process.
+//! not lost, and memory handed out never crashes the process. Chunk streams
+//! end for good, after an error as after their last chunk.
 
 mod common;
 
 use std::io::ErrorKind;
 
-use futures::StreamExt;
+use futures::stream::{FusedStream, StreamExt};
 use mapview::{MappedFile, StreamOptions, ViewStream};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
@@ -146,4 +147,25 @@ fn a_lent_buffer_of_a_truncated_file_reads_zeros_and_the_next_fill_is_an_error()
 #[test]
 fn streams_beyond_what_the_handler_covers_hand_out_copies() {
     run_truncating_child("fill-the-cover-table");
+}
+
+#[tokio::test]
+async fn chunks_are_terminated_after_the_last_chunk_and_after_an_error() {
+    let map = MappedFile::anonymous(10_000).unwrap();
+    let mut chunks = map.stream(..).unwrap().chunks(4096);
+    let mut total = 0;
+    while !chunks.is_terminated() {
+        if let Some(chunk) = chunks.next().await {
+            total += chunk.unwrap().len();
+        }
+    }
+    assert_eq!(total, 10_000);
+    assert!(chunks.next().await.is_none());
+
+    let mut chunks = map.stream(..).unwrap().chunks(0);
+    assert!(!chunks.is_terminated());
+    let err = chunks.next().await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(chunks.is_terminated());
+    assert!(chunks.next().await.is_none());
 }

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::stream::{FusedStream, Stream};
 
 use crate::stream::ViewStream;
 
@@ -65,5 +65,13 @@ impl Stream for Chunks {
         let item = ready!(this.poll_chunk(cx));
         this.done = !matches!(item, Some(Ok(_)));
         Poll::Ready(item)
+    }
+}
+
+/// Terminated after the last chunk or an error; every later poll yields
+/// `None`, so `futures::select!` may poll it again.
+impl FusedStream for Chunks {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
