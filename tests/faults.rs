@@ -4,13 +4,19 @@
 
 mod common;
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 
 use futures::stream::{FusedStream, StreamExt};
 use mapview::{MappedFile, StreamOptions, ViewStream};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 use common::{child_role, pattern, pattern_file, run_child, truncate};
+
+/// Asserts that `result` is the error of a truncated file.
+fn assert_truncated<T: std::fmt::Debug>(result: std::io::Result<T>) {
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+}
 
 /// A stream over a new 4 MiB file that has written its first 2 MiB, and the
 /// file's path.
@@ -25,11 +31,9 @@ async fn written_stream(dir: &std::path::Path) -> (std::path::PathBuf, ViewStrea
 /// Asserts that every flush and the shutdown fail with `UnexpectedEof`.
 async fn assert_flushes_keep_failing(stream: &mut ViewStream) {
     for _ in 0..3 {
-        let err = stream.flush().await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+        assert_truncated(stream.flush().await);
     }
-    let err = stream.shutdown().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+    assert_truncated(stream.shutdown().await);
 }
 
 #[tokio::test]
@@ -37,11 +41,9 @@ async fn flush_and_shutdown_keep_reporting_a_write_lost_to_truncation() {
     let dir = tempfile::tempdir().unwrap();
     let (path, mut stream) = written_stream(dir.path()).await;
     truncate(&path, 4096);
-    let err = stream.write_all(&pattern(2 << 20)).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+    assert_truncated(stream.write_all(&pattern(2 << 20)).await);
     assert_flushes_keep_failing(&mut stream).await;
-    let err = stream.write(b"more").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+    assert_truncated(stream.write(b"more").await);
 }
 
 #[tokio::test]
@@ -84,13 +86,16 @@ fn child_entry() {
                     held.push(chunks.next().await.unwrap().unwrap());
                 }
                 truncate(path.as_ref(), CUT as u64);
+                // A system call meets the lost pages first: EFAULT, no signal.
+                let (mut socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+                let err = socket.write(&held[1]).unwrap_err();
+                assert_eq!(err.raw_os_error(), Some(libc::EFAULT), "{err}");
                 let read: Vec<u8> = held
                     .iter()
                     .flat_map(|chunk| chunk.iter().copied())
                     .collect();
                 assert!(read == expected[..read.len()], "lost bytes read as zeros");
-                let err = chunks.next().await.unwrap().unwrap_err();
-                assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+                assert_truncated(chunks.next().await.unwrap());
             }
             "read-lent-buffer" => {
                 let lent = stream.fill_buf().await.unwrap();
@@ -99,8 +104,7 @@ fn child_entry() {
                 assert!(lent == &expected[..lent.len()], "lost bytes read as zeros");
                 let len = lent.len();
                 stream.consume(len);
-                let err = stream.fill_buf().await.unwrap_err();
-                assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+                assert_truncated(stream.fill_buf().await);
             }
             "fill-the-cover-table" => {
                 // The first 4096 streams to lend memory are covered; the
@@ -117,10 +121,8 @@ fn child_entry() {
                 assert!(copied == data[..copied.len()], "fill_buf copied");
                 assert!(chunk == data[..chunk.len()], "the chunk is a copy");
                 assert!(covered[0].iter().all(|&b| b == 0), "lent, lost: zeros");
-                let err = stream.fill_buf().await.unwrap_err();
-                assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
-                let err = chunks.next().await.unwrap().unwrap_err();
-                assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+                assert_truncated(stream.fill_buf().await);
+                assert_truncated(chunks.next().await.unwrap());
             }
             other => panic!("unknown child role {other}"),
         }

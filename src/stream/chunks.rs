@@ -18,8 +18,8 @@ use crate::stream::ViewStream;
 ///
 /// If the file is truncated while chunks are held, reading them never raises
 /// a `SIGBUS` crash: the lost pages read as zeros, and the next poll yields
-/// an `UnexpectedEof` error, so a consumer always learns that the content
-/// was cut (see [`ViewStream`'s notes on a truncated
+/// an `UnexpectedEof` error, so a consumer that polls on learns that the
+/// content was cut (see [`ViewStream`'s notes on a truncated
 /// file](ViewStream#a-truncated-file)).
 #[derive(Debug)]
 pub struct Chunks {

@@ -66,14 +66,17 @@ use writeback::Writeback;
 ///   fails.
 /// - Memory the stream lends out, the slice of `fill_buf` and the
 ///   [`Bytes`](bytes::Bytes) of [`chunks`](Self::chunks), is covered by the
-///   library's `SIGBUS` handler for as long as it lives (a `Bytes` keeps it
-///   covered after the stream is gone). Its lost pages read as zeros, and the
-///   next poll of the stream (a read, `fill_buf`, the next chunk, a write)
+///   library's `SIGBUS` handler for as long as it lives. A page of it that
+///   the truncation took away reads as zeros when touched, and from then on
+///   every poll of the stream (a read, `fill_buf`, the next chunk, a write)
 ///   fails with `UnexpectedEof`. Those zeros are not data: a consumer that
-///   passed them on (an HTTP body, say) learns from that error that the
-///   content was cut, as it would from a failed read. When too many streams
-///   lend memory at once (4096 mappings), further streams hand out copies
-///   instead, which are not affected by a later truncation.
+///   passes each chunk on before it polls for the next (an HTTP body, say)
+///   learns from that error that the content was cut, as it would from a
+///   failed read. Chunks still held after their stream ended, with no poll
+///   left to come, read the zeros silently. A system call handed such memory
+///   (a socket write of a chunk) fails with `EFAULT` ("Bad address")
+///   instead. When more than 4096 mappings are lent out at once, further
+///   streams hand out copies, which a later truncation does not touch.
 ///
 /// After such an error the stream stays failed, even if the file grows back.
 /// Changes of the file's bytes that are not a truncation are visible through

@@ -181,9 +181,11 @@ impl Drop for Cover {
 /// syscalls: this runs inside the signal handler.
 fn map_zero_page(addr: usize) -> bool {
     let page = addr & !(PAGE_SIZE.load(Ordering::Relaxed) - 1);
-    // SAFETY: the page lies inside a mapping that the interrupted copy owns
-    // (checked by the caller); replacing it with anonymous memory keeps the
-    // address valid for the rest of the copy.
+    // SAFETY: the page lies inside a mapping that the interrupted copy owns,
+    // or that a live `Cover` covers (checked by the caller), and whose owner
+    // stops trusting its contents (the copy fails, the cover is poisoned);
+    // replacing it with anonymous memory keeps the address valid for the
+    // rest of the access.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mmap,
