@@ -14,8 +14,22 @@
 //!                       then addr in start..end is an answer
 //! ```
 //!
-//! A reader that sees `seq` change, or odd, skips the slot: it is being
-//! claimed or released, and so holds no region that anyone is reading.
+//! Why an answer of `find` is the mapping the faulting thread reads:
+//!
+//! - The reader of lent memory holds a borrow of it (a `Bytes`, a `fill_buf`
+//!   slice), which keeps its owner, and so the owner's slot, alive: while it
+//!   faults, that slot is stable and holds the address, so `find` sees it
+//!   (the claim happened before the memory was lent, and the borrow reached
+//!   the reader after that).
+//! - A slot that changes while `find` reads it is being claimed or released:
+//!   it belongs to a mapping no one reads yet, or any more. `find` sees `seq`
+//!   odd or moved, and skips it, so it never pairs the start of one range
+//!   with the end of another.
+//! - A released range whose addresses were mapped again later (by anyone)
+//!   is no answer either: the owner releases its slot before it unmaps, and
+//!   the new mapping exists only after that `munmap`. A thread that faults
+//!   in the new mapping got its address through some synchronisation with
+//!   that `mmap`, after which it also sees the release.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 
@@ -169,5 +183,25 @@ mod tests {
         assert!(!table.is_poisoned(c));
         assert!(table.poison_at(0x9000));
         assert!(!table.is_poisoned(b));
+    }
+
+    #[test]
+    fn a_lookup_never_pairs_the_start_of_one_range_with_the_end_of_another() {
+        static TABLE: Table<1> = Table::new();
+        // Between the two ranges: only a torn read (the start of the first,
+        // the end of the second) would hold it.
+        let between = 0x8000;
+        let writer = std::thread::spawn(|| {
+            for _ in 0..100_000 {
+                for (start, len) in [(0x1000, 0x1000), (0x10000, 0x1000)] {
+                    let index = TABLE.claim(start, len).unwrap();
+                    TABLE.release(index);
+                }
+            }
+        });
+        while !writer.is_finished() {
+            assert!(!TABLE.poison_at(between));
+        }
+        writer.join().unwrap();
     }
 }
