@@ -178,6 +178,26 @@
 //! cannot tolerate. [`MappedFile::anonymous`] is safe, and so is everything
 //! after construction.
 //!
+//! What the library covers against truncation, and what it does not:
+//!
+//! - Covered: everything a [`ViewStream`] does and lends out. Its reads and
+//!   writes copy through a guard, and the memory it lends (`fill_buf`
+//!   slices, the `Bytes` of [`Chunks`], for as long as they live) is
+//!   covered by the library's `SIGBUS` handler: lost pages read as zeros
+//!   and the stream's next poll fails with `UnexpectedEof` (see [`ViewStream`]
+//!   for the details).
+//! - Not covered: the `&[u8]` / `&mut [u8]` of [`View`] and [`ViewMut`].
+//!   Touching a page of them that a truncation took away raises `SIGBUS`
+//!   and kills the process; keeping the file long enough is the caller's
+//!   part of the contract.
+//! - The bytes themselves: a file changed (not truncated) by someone else
+//!   changes what lent `Bytes` hold, as it changes views.
+//!
+//! The cover works through a process-wide `SIGBUS` handler that the library
+//! installs on first use. A handler installed after it must pass the faults
+//! it does not handle on to the handler it replaced (call the previous
+//! `sigaction`'s handler), or the cover is gone.
+//!
 //! A full disk also raises `SIGBUS`: a write through a [`ViewMut`] into a
 //! hole of a sparse file whose file system has no room for the page.
 //! [`MappedFile::create`] allocates the capacity it grows, so its files have

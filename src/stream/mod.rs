@@ -52,9 +52,36 @@ use writeback::Writeback;
 /// up with the prefetcher, a poll returns `Pending` and is woken once the next
 /// window is in memory.
 ///
-/// Reads copy through a guard that turns a truncated file into an
-/// `UnexpectedEof` error instead of a `SIGBUS` crash. Writes into a sparse
-/// file on a full file system fail with `StorageFull`.
+/// Writes into a sparse file on a full file system fail with `StorageFull`.
+/// An error that may have lost written bytes (a truncation, a failed
+/// write-back or flush) is reported again by every later write, flush and
+/// shutdown.
+///
+/// # A truncated file
+///
+/// When the file is truncated under a stream, the stream reports
+/// `UnexpectedEof`; it never lets the process be killed by `SIGBUS`:
+///
+/// - Reads and writes copy through a guard: the copy that meets a lost page
+///   fails.
+/// - Memory the stream lends out, the slice of `fill_buf` and the
+///   [`Bytes`](bytes::Bytes) of [`chunks`](Self::chunks), is covered by the
+///   library's `SIGBUS` handler for as long as it lives. A page of it that
+///   the truncation took away reads as zeros when touched, and from then on
+///   every poll of the stream (a read, `fill_buf`, the next chunk, a write)
+///   fails with `UnexpectedEof`. Those zeros are not data: a consumer that
+///   passes each chunk on before it polls for the next (an HTTP body, say)
+///   learns from that error that the content was cut, as it would from a
+///   failed read. Chunks still held after their stream ended, with no poll
+///   left to come, read the zeros silently. A system call handed such memory
+///   (a socket write of a chunk) fails with `EFAULT` ("Bad address")
+///   instead. When more than 4096 mappings are lent out at once, further
+///   streams hand out copies, which a later truncation does not touch.
+///
+/// After such an error the stream stays failed, even if the file grows back.
+/// Changes of the file's bytes that are not a truncation are visible through
+/// lent memory: that is the caller's part of the `unsafe` constructor's
+/// contract (see the crate's [safety section](crate#safety)).
 ///
 /// # Examples
 ///
@@ -80,6 +107,8 @@ pub struct ViewStream {
     writeback: Writeback,
     budget: Budget,
     shut_down: bool,
+    /// What `fill_buf` lends when the region cannot lend its own memory.
+    copied: Vec<u8>,
     /// Held by every background job; the watch sees it go.
     liveness: Arc<()>,
 }
@@ -146,6 +175,7 @@ impl ViewStream {
             pos: 0,
             budget: Budget::default(),
             shut_down: false,
+            copied: Vec::new(),
             liveness,
         })
     }
@@ -217,6 +247,10 @@ impl ViewStream {
     /// most `size` bytes each, pointing into the mapping and keeping it
     /// alive. A `size` of 0 yields one `InvalidInput` error.
     ///
+    /// A chunk's pages lost to a truncation of the file read as zeros, and
+    /// the next chunk is an `UnexpectedEof` error (see [a truncated
+    /// file](Self#a-truncated-file)).
+    ///
     /// # Examples
     ///
     /// ```
@@ -246,6 +280,7 @@ impl ViewStream {
         cx: &mut Context<'_>,
         max: usize,
     ) -> Poll<io::Result<Option<(u64, usize)>>> {
+        self.region.check()?;
         if self.pos >= self.len() {
             return Poll::Ready(Ok(None));
         }
@@ -312,6 +347,30 @@ impl ViewStream {
         }
         Ok(())
     }
+
+    /// Writes what fits of `buf` at the cursor, once there is room and the
+    /// pages are writable.
+    fn poll_write_at_cursor(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() || self.pos >= self.len() {
+            return Poll::Ready(Ok(0));
+        }
+        let progress = ready!(self.budget.poll_proceed(cx));
+        let room = ready!(self.writeback.poll_room(cx, self.pos))?;
+        if let Some(released) = self.writeback.take_released() {
+            self.prefetch.forget(released);
+        }
+        let available = ready!(self.prefetch.poll_available(cx, self.pos, Populate::Write))?;
+        progress.made_progress();
+        let len = (buf.len() as u64).min(available).min(room) as usize;
+        self.region.copy_in(self.pos, &buf[..len])?;
+        self.writeback.record(self.pos..self.pos + len as u64);
+        self.pos += len as u64;
+        Poll::Ready(Ok(len))
+    }
 }
 
 impl AsyncWrite for ViewStream {
@@ -322,26 +381,18 @@ impl AsyncWrite for ViewStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.check_writable()?;
-        if buf.is_empty() || this.pos >= this.len() {
-            return Poll::Ready(Ok(0));
-        }
-        let progress = ready!(this.budget.poll_proceed(cx));
-        let room = ready!(this.writeback.poll_room(cx, this.pos))?;
-        if let Some(released) = this.writeback.take_released() {
-            this.prefetch.forget(released);
-        }
-        let available = ready!(this.prefetch.poll_available(cx, this.pos, Populate::Write))?;
-        progress.made_progress();
-        let len = (buf.len() as u64).min(available).min(room) as usize;
-        this.region.copy_in(this.pos, &buf[..len])?;
-        this.writeback.record(this.pos..this.pos + len as u64);
-        this.pos += len as u64;
-        Poll::Ready(Ok(len))
+        let result = ready!(this.poll_write_at_cursor(cx, buf));
+        Poll::Ready(this.writeback.note(result))
     }
 
     /// Completes when every byte written so far is durable in the file
     /// (`msync(MS_SYNC)` on the blocking pool); for shared or anonymous
     /// memory and copy-on-write maps, at once.
+    ///
+    /// Fails with `UnexpectedEof` if the file was truncated below bytes
+    /// written since the last flush. Once a write, a write-back or a flush
+    /// has failed in a way that may have lost written bytes, every later
+    /// write, flush and shutdown fails with that error's kind.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.writeback.poll_flush(cx, this.pos)
@@ -356,13 +407,24 @@ impl AsyncWrite for ViewStream {
     }
 }
 
+/// How many bytes `fill_buf` copies at most when the region cannot lend its
+/// memory (too many regions lent out at once).
+const FILL_COPY: usize = 64 << 10;
+
 impl AsyncBufRead for ViewStream {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        match ready!(this.poll_next_span(cx, usize::MAX))? {
-            Some((start, len)) => Poll::Ready(this.region.slice(start, len)),
-            None => Poll::Ready(Ok(&[])),
+        let Some((start, len)) = ready!(this.poll_next_span(cx, usize::MAX))? else {
+            return Poll::Ready(Ok(&[]));
+        };
+        if let Some(lent) = this.region.lend(start, len)? {
+            return Poll::Ready(Ok(lent));
         }
+        let len = len.min(FILL_COPY);
+        this.copied.resize(len, 0);
+        // SAFETY: `copied` holds `len` bytes and is not the mapping.
+        unsafe { this.region.copy_out(start, this.copied.as_mut_ptr(), len)? };
+        Poll::Ready(Ok(&this.copied))
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {

@@ -8,6 +8,8 @@
 #[cfg(target_os = "linux")]
 pub(crate) mod inotify;
 #[cfg(target_os = "linux")]
+mod lent;
+#[cfg(target_os = "linux")]
 mod sigbus;
 #[cfg(unix)]
 mod socket;
@@ -15,7 +17,7 @@ mod socket;
 mod unix;
 
 #[cfg(target_os = "linux")]
-pub(crate) use sigbus::{guarded_copy, guarded_touch, Guarded};
+pub(crate) use sigbus::{guarded_copy, guarded_touch, truncated, Cover, Guarded};
 #[cfg(unix)]
 pub(crate) use socket::send_nowait;
 #[cfg(unix)]
