@@ -221,6 +221,7 @@ mod budget;
 mod driver;
 mod map;
 mod object;
+mod paging;
 #[cfg(target_os = "linux")]
 pub mod pipe;
 mod range;
@@ -234,6 +235,7 @@ mod view;
 pub use bytemuck::Pod;
 pub use map::{MapOptions, MappedFile};
 pub use object::Access;
+pub use paging::{Pager, PagerBuilder};
 pub use stream::{BackgroundWatch, Chunks, StreamOptions, StreamStats, ViewStream};
 pub use tail::Tail;
 pub use view::{View, ViewMut};

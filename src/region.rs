@@ -26,11 +26,11 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use memmap2::MmapRaw;
-use tokio::runtime::Handle;
 
 use crate::object::{Access, Object};
 use crate::range::{steps, Span};
 use crate::sys::{self, Cover, Guarded, Populate};
+use crate::Pager;
 
 /// One mapping of `span` of an object.
 #[derive(Debug)]
@@ -295,9 +295,9 @@ pub(crate) const BLOCKING_STEP: u64 = 1 << 20;
 /// nothing measurable. So the teardown of a region takes larger steps.
 const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
 
-/// Mappings at least this large are torn down on the blocking pool when a
-/// runtime is at hand: tearing down the page tables of a populated GiB takes
-/// tens of milliseconds, which would stall an async worker.
+/// Mappings at least this large are torn down on the pager: tearing down
+/// the page tables of a populated GiB takes tens of milliseconds, which
+/// would stall an async worker.
 const UNMAP_OFF_WORKER: usize = 16 << 20;
 
 impl Drop for Region {
@@ -309,11 +309,9 @@ impl Drop for Region {
         if map.len() < UNMAP_OFF_WORKER {
             return;
         }
-        if let Ok(runtime) = Handle::try_current() {
-            // If the runtime is shutting down, the closure is dropped unrun,
-            // which unmaps right there: nothing leaks either way.
-            drop(runtime.spawn_blocking(move || unmap_in_steps(map)));
-        }
+        // A pager that cannot take the task drops it, which unmaps right
+        // here: nothing leaks either way.
+        let _ = Pager::current().submit(Arc::default(), move || unmap_in_steps(map));
     }
 }
 

@@ -147,7 +147,9 @@ impl ViewStream {
         span: Span,
         options: &StreamOptions,
     ) -> io::Result<Self> {
-        let runtime = Handle::try_current().map_err(|_| {
+        // Not needed for the background work (the pager runs it), but a
+        // stream polled outside a runtime could not yield to its neighbours.
+        Handle::try_current().map_err(|_| {
             io::Error::other("MappedFile::stream must be called inside a tokio runtime")
         })?;
         let region = Arc::new(Region::new(object, span)?);
@@ -156,15 +158,9 @@ impl ViewStream {
             initial: options.read_ahead,
             max: options.max_read_ahead,
         };
-        let prefetch = Prefetcher::new(
-            Arc::clone(&region),
-            runtime.clone(),
-            Arc::clone(&liveness),
-            window,
-        );
+        let prefetch = Prefetcher::new(Arc::clone(&region), Arc::clone(&liveness), window);
         let writeback = Writeback::new(
             Arc::clone(&region),
-            runtime,
             Arc::clone(&liveness),
             options.dirty_limit,
         );

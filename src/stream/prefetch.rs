@@ -31,8 +31,6 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::runtime::Handle;
-
 use crate::range::steps;
 use crate::region::{Region, BLOCKING_STEP};
 use crate::stream::job::JobSlot;
@@ -70,17 +68,12 @@ pub(crate) struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub(crate) fn new(
-        region: Arc<Region>,
-        runtime: Handle,
-        liveness: Arc<()>,
-        window: Window,
-    ) -> Self {
+    pub(crate) fn new(region: Arc<Region>, liveness: Arc<()>, window: Window) -> Self {
         let trust_mincore = sys::mincore_is_truthful(&region.object().file);
         let end = region.len();
         Self {
             region,
-            job: JobSlot::new(runtime, liveness),
+            job: JobSlot::new(liveness),
             running: None,
             end,
             resident: 0..0,

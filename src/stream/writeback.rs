@@ -50,8 +50,6 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::runtime::Handle;
-
 use crate::object::{Access, Backing};
 use crate::range::steps;
 use crate::region::{Region, BLOCKING_STEP};
@@ -147,13 +145,13 @@ pub(crate) struct Writeback {
 }
 
 impl Writeback {
-    pub(crate) fn new(region: Arc<Region>, runtime: Handle, liveness: Arc<()>, limit: u64) -> Self {
+    pub(crate) fn new(region: Arc<Region>, liveness: Arc<()>, limit: u64) -> Self {
         let object = region.object();
         let persisted =
             object.access == Access::ReadWrite && matches!(object.backing, Backing::Persisted);
         Self {
             region,
-            job: JobSlot::new(runtime, liveness),
+            job: JobSlot::new(liveness),
             persisted,
             limit: limit.max(1),
             dirty: None,

@@ -78,7 +78,6 @@ pub struct Tail {
     /// The part of `buf` not yet handed out.
     filled: std::ops::Range<usize>,
     watcher: Watcher,
-    runtime: Handle,
     liveness: Arc<()>,
     budget: Budget,
 }
@@ -96,10 +95,10 @@ impl Tail {
     /// and timers enabled.
     pub fn follow(path: impl AsRef<Path>, start: SeekFrom) -> io::Result<Tail> {
         let path = path.as_ref().to_path_buf();
-        let runtime = Handle::try_current()
+        Handle::try_current()
             .map_err(|_| io::Error::other("Tail::follow must be called inside a tokio runtime"))?;
         let liveness = Arc::new(());
-        let source = Source::open(&path, runtime.clone(), Arc::clone(&liveness))?;
+        let source = Source::open(&path, Arc::clone(&liveness))?;
         let pos = match start {
             SeekFrom::Start(offset) => Some(offset),
             SeekFrom::End(delta) => source.len().checked_add_signed(delta),
@@ -116,10 +115,7 @@ impl Tail {
                 ),
             )
         })?;
-        let watcher = {
-            let _guard = runtime.enter();
-            Watcher::new(&path)?
-        };
+        let watcher = Watcher::new(&path)?;
         Ok(Tail {
             path,
             source,
@@ -127,7 +123,6 @@ impl Tail {
             buf: vec![0; BUFFER].into_boxed_slice(),
             filled: 0..0,
             watcher,
-            runtime,
             liveness,
             budget: Budget::default(),
         })
@@ -204,7 +199,7 @@ impl Tail {
         if !replaced {
             return Ok(false);
         }
-        match Source::open(&self.path, self.runtime.clone(), Arc::clone(&self.liveness)) {
+        match Source::open(&self.path, Arc::clone(&self.liveness)) {
             Ok(source) => {
                 self.source = source;
                 self.pos = 0;
