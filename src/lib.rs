@@ -22,7 +22,7 @@
 //!   flushes and protection changes.
 //! - [`ViewStream`] ([`MappedFile::stream`]): sequential async access,
 //!   `AsyncRead` / `AsyncBufRead` / `AsyncSeek` / `AsyncWrite` and zero-copy
-//!   [`Chunks`] of `Bytes`; a background task on tokio's blocking pool makes
+//!   [`Chunks`] of `Bytes`; background work on the [`Pager`]'s threads makes
 //!   the pages ahead resident and writes dirty ones back, so polls never wait
 //!   on the disk.
 //!
@@ -98,9 +98,12 @@
 //!   to the other tasks of its thread after about 0.5 ms of back-to-back
 //!   polls, as tokio's own cooperative budget does for its resources. The
 //!   same holds for [`Tail`] and the pipe ends.
-//! - **Background threads.** A stream's jobs run on tokio's blocking pool in
-//!   1 MiB steps with a yield between them, under `SCHED_BATCH`, so a job
-//!   woken by its stream does not preempt the worker on its CPU. Code that
+//! - **Background threads.** The jobs of every stream run on one
+//!   [`Pager`]: a bounded set of the library's own threads (four per core
+//!   by default, at most 32), shared round-robin, a waiting stream's job
+//!   first. They run in 1 MiB steps with a yield between them, under
+//!   `SCHED_BATCH`, so a job woken by its stream does not preempt the
+//!   worker on its CPU. Code that
 //!   is on the blocking pool anyway can call
 //!   [`ViewStream::prefetch_blocking`] to fault in the first bytes there.
 //! - **Truncation.** A file truncated under a stream yields

@@ -316,7 +316,7 @@ impl MappedFile {
     }
 
     /// A sequential, async view of `range`: see [`ViewStream`]. Call it inside
-    /// a tokio runtime (its background work runs on the blocking pool).
+    /// a tokio runtime (its background work runs on the [`Pager`](crate::Pager)).
     ///
     /// # Errors
     ///

@@ -3,7 +3,7 @@
 //!
 //! A stream maps its range once into a [`Region`] and moves a cursor over it.
 //! Its background prefetcher ([`prefetch`]) makes the pages ahead of the
-//! cursor resident on tokio's blocking pool, and the poll functions touch
+//! cursor resident on the pager's threads, and the poll functions touch
 //! only bytes it has vouched for, so a poll never waits on the disk:
 //!
 //! ```text
@@ -12,7 +12,7 @@
 //!        ├── yes: copy out (guarded) / lend a slice / hand out a Bytes
 //!        └── no : park the waker, return Pending (a "stall")
 //!                      ▲
-//!   blocking pool:  MADV_POPULATE_READ(next window) ── wake ──┘
+//!   pager thread:   MADV_POPULATE_READ(next window) ── wake ──┘
 //! ```
 
 mod chunks;
@@ -47,7 +47,7 @@ use writeback::Writeback;
 /// Implements [`AsyncRead`], [`AsyncBufRead`] (whose `fill_buf` lends the
 /// mapping's own bytes, no copy) and [`AsyncSeek`]; [`chunks`](Self::chunks)
 /// turns it into a stream of zero-copy [`Bytes`](bytes::Bytes). A background
-/// task on tokio's blocking pool makes the pages ahead of the cursor resident,
+/// task on the [`Pager`](crate::Pager) makes the pages ahead of the cursor resident,
 /// so polls never block the async worker on the disk: when the cursor catches
 /// up with the prefetcher, a poll returns `Pending` and is woken once the next
 /// window is in memory.
@@ -382,7 +382,7 @@ impl AsyncWrite for ViewStream {
     }
 
     /// Completes when every byte written so far is durable in the file
-    /// (`msync(MS_SYNC)` on the blocking pool); for shared or anonymous
+    /// (`msync(MS_SYNC)` on the pager); for shared or anonymous
     /// memory and copy-on-write maps, at once.
     ///
     /// Fails with `UnexpectedEof` if the file was truncated below bytes

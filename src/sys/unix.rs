@@ -313,13 +313,13 @@ pub(crate) fn write_back(file: &File, _offset: u64, _len: u64, _wait: bool) -> i
 
 /// While alive, the calling thread runs under `SCHED_BATCH`: the scheduler
 /// does not let it preempt the thread on its CPU when it wakes up. The
-/// background jobs of streams run so, because on a busy machine a job woken
-/// by its stream (or by the disk) otherwise took the CPU of the async
-/// worker that woke it, for hundreds of microseconds at a time (measured
-/// in `examples/write_latency.rs`). Any thread may switch between
-/// `SCHED_OTHER` and `SCHED_BATCH`; dropping the guard puts the thread's
-/// policy back (it is a thread of tokio's blocking pool, shared with other
-/// work). Threads under any other policy are left alone.
+/// pager's threads run so, because on a busy machine a job woken by its
+/// stream (or by the disk) otherwise took the CPU of the async worker that
+/// woke it, for hundreds of microseconds at a time (`cargo run --release -p
+/// mapview-benches --bin write_latency` shows it as tick lateness). Any
+/// thread may switch between `SCHED_OTHER` and `SCHED_BATCH`; dropping the
+/// guard puts the thread's policy back. Threads under any other policy are
+/// left alone.
 #[derive(Debug)]
 pub(crate) struct BatchScheduling {
     switched: bool,
