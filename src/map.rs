@@ -54,14 +54,11 @@ pub struct MappedFile {
 ///
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("log.bin");
+/// let mut options = MappedFile::options();
+/// options.access(Access::ReadWrite).create(true).capacity(8192);
 /// // SAFETY: this program is the only user of the new file.
-/// let map = unsafe {
-///     MappedFile::options()
-///         .access(Access::ReadWrite)
-///         .create(true)
-///         .capacity(8192)
-///         .open(&path)?
-/// };
+/// let map = unsafe { options.open(&path)? };
+/// assert_eq!(map.capacity(), 8192);
 /// assert_eq!(std::fs::metadata(&path)?.len(), 8192);
 /// # Ok(())
 /// # }
