@@ -21,6 +21,28 @@ use crate::stream::ViewStream;
 /// an `UnexpectedEof` error, so a consumer that polls on learns that the
 /// content was cut (see [`ViewStream`'s notes on a truncated
 /// file](ViewStream#a-truncated-file)).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use futures::TryStreamExt;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("video.bin");
+/// std::fs::write(&path, vec![1u8; 10_000])?;
+/// // SAFETY: this program is the only user of the file.
+/// let map = unsafe { mapview::MappedFile::open(&path)? };
+/// let mut chunks = map.stream(..)?.chunks(4096);
+/// let mut total = 0;
+/// while let Some(chunk) = chunks.try_next().await? {
+///     total += chunk.len(); // e.g. hand `chunk` to a socket: no copy
+/// }
+/// assert_eq!(total, 10_000);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Chunks {
     stream: ViewStream,

@@ -114,6 +114,26 @@ pub struct ViewStream {
 }
 
 /// Counters of a stream's background work, from [`ViewStream::stats`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use tokio::io::AsyncWriteExt;
+///
+/// let dir = tempfile::tempdir()?;
+/// // SAFETY: this program is the only user of the new file.
+/// let map = unsafe { mapview::MappedFile::create(dir.path().join("out.bin"), 1 << 20)? };
+/// let mut stream = map.stream(..)?;
+/// stream.write_all(&[1; 4096]).await?;
+/// assert_eq!(stream.stats().dirty_bytes, 4096);
+/// stream.flush().await?;
+/// let stats = stream.stats();
+/// assert_eq!((stats.dirty_bytes, stats.flushed_bytes), (0, 4096));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamStats {
     /// Bytes the stream found or made resident ahead of its cursor.
@@ -177,17 +197,68 @@ impl ViewStream {
     }
 
     /// The cursor, relative to the start of the stream's range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use std::io::SeekFrom;
+    /// use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    ///
+    /// let map = mapview::MappedFile::anonymous(4096)?;
+    /// let mut stream = map.stream(1000..2000)?;
+    /// assert_eq!(stream.position(), 0); // relative to the start of the range
+    /// stream.read_exact(&mut [0; 10]).await?;
+    /// assert_eq!(stream.position(), 10);
+    /// stream.seek(SeekFrom::End(-1)).await?;
+    /// assert_eq!(stream.position(), 999);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn position(&self) -> u64 {
         self.pos
     }
 
     /// The length of the stream's range in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let map = mapview::MappedFile::anonymous(4096)?;
+    /// let mut stream = map.stream(1000..)?;
+    /// assert_eq!(stream.len(), 3096);
+    /// let mut bytes = Vec::new();
+    /// stream.read_to_end(&mut bytes).await?; // up to the end of the range
+    /// assert_eq!(bytes.len() as u64, stream.len());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[allow(clippy::len_without_is_empty)] // a stream is never empty
     pub fn len(&self) -> u64 {
         self.region.len()
     }
 
     /// Counters of the stream's background work so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(1 << 20)?;
+    /// let mut stream = map.stream(..)?;
+    /// tokio::io::copy(&mut stream, &mut tokio::io::sink()).await?;
+    /// let stats = stream.stats();
+    /// assert_eq!(stats.prefetched_bytes, 1 << 20); // every byte, ahead of the reads
+    /// assert_eq!(stats.flushed_bytes, 0); // nothing was written
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> StreamStats {
         StreamStats {
             prefetched_bytes: self.prefetch.prefetched_bytes,

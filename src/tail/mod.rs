@@ -93,6 +93,25 @@ impl Tail {
     /// a regular file (a directory, say) or `start` is outside it; an
     /// error of kind `Other` outside a tokio runtime, or in one without IO
     /// and timers enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use std::io::{SeekFrom, Write};
+    /// use tokio::io::AsyncBufReadExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "old line\n")?;
+    /// let mut lines = mapview::Tail::follow(&path, SeekFrom::End(0))?.lines();
+    /// let mut log = std::fs::OpenOptions::new().append(true).open(&path)?;
+    /// writeln!(log, "new line")?; // usually another process
+    /// assert_eq!(lines.next_line().await?.as_deref(), Some("new line"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn follow(path: impl AsRef<Path>, start: SeekFrom) -> io::Result<Tail> {
         let path = path.as_ref().to_path_buf();
         Handle::try_current()
@@ -129,11 +148,44 @@ impl Tail {
     }
 
     /// The path being followed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "a line\n")?;
+    /// let tail = mapview::Tail::follow(&path, std::io::SeekFrom::Start(0))?;
+    /// assert_eq!(tail.path(), path);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// The read position in the file being read now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "0123456789")?;
+    /// let mut tail = mapview::Tail::follow(&path, std::io::SeekFrom::Start(4))?;
+    /// assert_eq!(tail.position(), 4);
+    /// let mut three = [0; 3];
+    /// tail.read_exact(&mut three).await?;
+    /// assert_eq!((&three, tail.position()), (b"456", 7));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn position(&self) -> u64 {
         self.pos - self.filled.len() as u64
     }
