@@ -225,7 +225,6 @@ mod driver;
 mod map;
 mod object;
 mod paging;
-#[cfg(target_os = "linux")]
 pub mod pipe;
 mod range;
 mod region;
@@ -239,7 +238,9 @@ pub use bytemuck::Pod;
 pub use map::{MapOptions, MappedFile};
 pub use object::Access;
 pub use paging::{Pager, PagerBuilder};
-pub use stream::{BackgroundWatch, Chunks, StreamOptions, StreamStats, ViewStream};
+#[doc(hidden)]
+pub use stream::BackgroundWatch;
+pub use stream::{Chunks, StreamOptions, StreamStats, ViewStream};
 pub use tail::Tail;
 pub use view::{View, ViewMut};
 

@@ -151,6 +151,10 @@ pub struct StreamStats {
 /// Tells whether the background work of a stream has ended, from
 /// [`ViewStream::background`]. It ends soon after the stream is dropped (a
 /// job in flight finishes its window first).
+///
+/// A hook for the crate's own tests, outside the documented API: it may
+/// change in any release.
+#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct BackgroundWatch(Weak<()>);
 
@@ -268,7 +272,9 @@ impl ViewStream {
         }
     }
 
-    /// A handle that tells when this stream's background work has ended.
+    /// A handle that tells when this stream's background work has ended: a
+    /// hook for the crate's own tests, outside the documented API.
+    #[doc(hidden)]
     pub fn background(&self) -> BackgroundWatch {
         BackgroundWatch(Arc::downgrade(&self.liveness))
     }
