@@ -92,7 +92,8 @@ impl MapOptions {
     /// # Errors
     ///
     /// - `NotFound` if the file does not exist and `create` is off.
-    /// - `InvalidInput` if the path is not a regular file, the capacity is
+    /// - `InvalidInput` if the path is not a regular file (a directory or a
+    ///   FIFO, say: opening never waits for a FIFO's writer), the capacity is
     ///   0 (or the file is empty and no capacity is set), the file is shorter
     ///   than the capacity and the access is not `ReadWrite`, or `create` is
     ///   asked without `ReadWrite`.
@@ -109,18 +110,13 @@ impl MapOptions {
         if self.create && !writable {
             return Err(invalid_input("creating a file needs Access::ReadWrite"));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .create(self.create)
-            .open(path)?;
-        let metadata = file.metadata()?;
-        if !metadata.is_file() {
-            return Err(invalid_input(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
+        let (file, metadata) = sys::open_regular(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(writable)
+                .create(self.create),
+        )?;
         let len = metadata.len();
         let capacity = nonzero(self.capacity.unwrap_or(len))?;
         if len < capacity {
@@ -154,7 +150,7 @@ impl MappedFile {
     /// # Errors
     ///
     /// `NotFound` if the file does not exist; `InvalidInput` if it is empty
-    /// or not a regular file.
+    /// or not a regular file (a FIFO is refused at once, never waited on).
     ///
     /// # Safety
     ///

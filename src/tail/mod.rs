@@ -53,7 +53,8 @@ const BUFFER: usize = 64 << 10;
 ///   holds for `tail -F`).
 /// - Rename or delete rotation: when the path names a new file, the tail
 ///   first reads what is left of the old one, then the new one from its
-///   start. If the path is gone, it waits for a file to appear there.
+///   start. If the path is gone, or names something other than a regular
+///   file (a FIFO, say), it waits for a regular file to appear there.
 ///
 /// # Examples
 ///
@@ -91,7 +92,8 @@ impl Tail {
     /// # Errors
     ///
     /// `NotFound` if there is no file at `path`; `InvalidInput` if it is not
-    /// a regular file (a directory, say) or `start` is outside it; an
+    /// a regular file (a directory or a FIFO, say: the open never waits for a
+    /// FIFO's writer) or `start` is outside it; an
     /// error of kind `Other` outside a tokio runtime, or in one without IO
     /// and timers enabled.
     pub fn follow(path: impl AsRef<Path>, start: SeekFrom) -> io::Result<Tail> {
@@ -196,8 +198,10 @@ impl Tail {
         if len > before {
             return Ok(true);
         }
+        // Only a regular file takes over: something else at the path (a
+        // FIFO, say) is waited out like a missing file.
         let replaced = match std::fs::metadata(&self.path) {
-            Ok(metadata) => file_id(&metadata) != self.source.id(),
+            Ok(metadata) => metadata.is_file() && file_id(&metadata) != self.source.id(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
         };
@@ -211,8 +215,16 @@ impl Tail {
                 self.watcher.watch_file(&self.path);
                 Ok(true)
             }
-            // Gone again, or not a regular file yet: wait for the next change.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            // Gone again, or not a regular file after all: wait for the next
+            // change.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::InvalidInput
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }

@@ -7,7 +7,7 @@
 //!   prefetch never goes past len; pages past it are never touched
 //! ```
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -19,7 +19,7 @@ use crate::object::{Access, Backing, Object};
 use crate::range::Span;
 use crate::region::Region;
 use crate::stream::prefetch::{Prefetcher, Window};
-use crate::sys::Populate;
+use crate::sys::{self, Populate};
 
 /// How far past the end of the file the mapping reaches (rounded up to this).
 const HEADROOM: u64 = 64 << 20;
@@ -52,16 +52,10 @@ pub(crate) struct Source {
 }
 
 impl Source {
-    /// Opens and maps the regular file at `path`.
+    /// Opens and maps the regular file at `path` (`InvalidInput` for anything
+    /// else, without waiting: see `sys::open_regular`).
     pub(crate) fn open(path: &Path, runtime: Handle, liveness: Arc<()>) -> io::Result<Self> {
-        let file = File::open(path)?;
-        let metadata = file.metadata()?;
-        if !metadata.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is not a regular file", path.display()),
-            ));
-        }
+        let (file, metadata) = sys::open_regular(path, OpenOptions::new().read(true))?;
         let len = metadata.len();
         let object = Arc::new(Object {
             file,
