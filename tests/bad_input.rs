@@ -6,8 +6,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use mapview::{Access, MappedFile, Tail};
-use tokio::io::AsyncBufReadExt;
+use mapview::{Access, MappedFile, StreamOptions, Tail};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 /// Runs `f` on its own thread and returns its result; fails the test if it
 /// has not returned within 10 s, so that a hang is a failure, not a stuck
@@ -106,5 +106,37 @@ fn a_log_replaced_by_a_fifo_is_waited_out_until_a_regular_file_returns() {
         std::fs::remove_file(&path).unwrap();
         append(&path, "second\n");
         assert_eq!(lines.next_line().await.unwrap().unwrap(), "second");
+    });
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 4099) as u8).collect()
+}
+
+#[test]
+fn any_read_ahead_setting_reads_the_whole_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.bin");
+    let data = pattern((1 << 20) + 17);
+    std::fs::write(&path, &data).unwrap();
+    let settings = [
+        StreamOptions::new().read_ahead(u64::MAX),
+        StreamOptions::new().read_ahead(0),
+        StreamOptions::new().max_read_ahead(0),
+        StreamOptions::new().read_ahead(0).max_read_ahead(u64::MAX),
+    ];
+    async_without_hanging(move || async move {
+        let map = unsafe { MappedFile::open(&path) }.unwrap();
+        for options in settings {
+            let mut stream = map.stream_with(.., &options).unwrap();
+            let mut back = Vec::new();
+            stream.read_to_end(&mut back).await.unwrap();
+            assert!(back == data, "{options:?}");
+            // Near the end, where the cursor plus the window passes 2^64.
+            let mut tail = map.stream_with(1 << 20.., &options).unwrap();
+            back.clear();
+            tail.read_to_end(&mut back).await.unwrap();
+            assert!(back == data[1 << 20..], "{options:?}");
+        }
     });
 }
