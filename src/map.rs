@@ -1,6 +1,6 @@
 //! [`MappedFile`], the mapping object, and its builder [`MapOptions`].
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::ops::RangeBounds;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -97,7 +97,10 @@ impl MapOptions {
     ///   0 (or the file is empty and no capacity is set), the file is shorter
     ///   than the capacity and the access is not `ReadWrite`, or `create` is
     ///   asked without `ReadWrite`.
-    /// - Any error of opening, growing or mapping the file.
+    /// - Any error of opening, growing or mapping the file; `StorageFull`
+    ///   if the file system has no room for the capacity. A file that could
+    ///   not be grown is left as it was: cut back to its old length, or
+    ///   removed if this call created it.
     ///
     /// # Safety
     ///
@@ -110,13 +113,7 @@ impl MapOptions {
         if self.create && !writable {
             return Err(invalid_input("creating a file needs Access::ReadWrite"));
         }
-        let (file, metadata) = sys::open_regular(
-            path,
-            OpenOptions::new()
-                .read(true)
-                .write(writable)
-                .create(self.create),
-        )?;
+        let (file, metadata, created) = self.open_file(path)?;
         let len = metadata.len();
         let capacity = nonzero(self.capacity.unwrap_or(len))?;
         if len < capacity {
@@ -127,7 +124,10 @@ impl MapOptions {
                     path.display()
                 )));
             }
-            sys::grow(&file, len, capacity)?;
+            if let Err(e) = sys::grow(&file, len, capacity) {
+                undo_grow(path, &file, &metadata, created);
+                return Err(e);
+            }
         }
         Ok(MappedFile::from_object(Object {
             file,
@@ -135,6 +135,45 @@ impl MapOptions {
             capacity,
             backing: Backing::Persisted,
         }))
+    }
+}
+
+impl MapOptions {
+    /// Opens the regular file at `path`, creating it if asked and absent.
+    /// Returns it with its metadata, and whether this call created it.
+    fn open_file(&self, path: &Path) -> io::Result<(File, Metadata, bool)> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(self.access == Access::ReadWrite);
+        if !self.create {
+            let (file, metadata) = sys::open_regular(path, &mut options)?;
+            return Ok((file, metadata, false));
+        }
+        loop {
+            match sys::open_regular(path, options.clone().create_new(true)) {
+                Ok((file, metadata)) => return Ok((file, metadata, true)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            match sys::open_regular(path, &mut options) {
+                Ok((file, metadata)) => return Ok((file, metadata, false)),
+                // Removed between the two opens: create it after all.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// After growing `file` failed (no room, say), gives back what the failed
+/// allocation may have taken: cuts the file to the length it had (`before`)
+/// and, if this call created it, removes it, as long as `path` still names
+/// it. Best effort: the error of the growth is the one to report.
+fn undo_grow(path: &Path, file: &File, before: &Metadata, created: bool) {
+    let _ = file.set_len(before.len());
+    let ours =
+        || std::fs::metadata(path).is_ok_and(|now| sys::file_id(&now) == sys::file_id(before));
+    if created && ours() {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -165,8 +204,9 @@ impl MappedFile {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `capacity` is 0; any error of opening or growing the
-    /// file.
+    /// `InvalidInput` if `capacity` is 0; `StorageFull` if the file system
+    /// has no room for it (the file is then left as it was, or removed if
+    /// this call created it); any other error of opening or growing the file.
     ///
     /// # Safety
     ///

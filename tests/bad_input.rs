@@ -1,11 +1,14 @@
 //! Bad input never hangs, panics or lies: FIFOs where files are expected,
 //! extreme stream settings, failed creations and empty files.
 
+mod common;
+
 use std::io::{ErrorKind, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
+use common::{pattern, SmallFileSystem};
 use mapview::{Access, MappedFile, StreamOptions, Tail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
@@ -109,10 +112,6 @@ fn a_log_replaced_by_a_fifo_is_waited_out_until_a_regular_file_returns() {
     });
 }
 
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 4099) as u8).collect()
-}
-
 #[test]
 fn any_read_ahead_setting_reads_the_whole_stream() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,4 +138,35 @@ fn any_read_ahead_setting_reads_the_whole_stream() {
             assert!(back == data[1 << 20..], "{options:?}");
         }
     });
+}
+
+/// Bytes in use on the file system at `path`.
+fn used_bytes(path: &Path) -> u64 {
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: all-zero is a valid statvfs.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a valid statvfs to fill.
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut stat) }, 0);
+    (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+}
+
+#[test]
+fn a_create_that_does_not_fit_leaves_the_file_system_as_it_was() {
+    let Some(fs) = SmallFileSystem::mount(4 << 20) else {
+        eprintln!("skipped: mounting a small tmpfs needs root (CAP_SYS_ADMIN)");
+        return;
+    };
+    let existing = fs.path().join("existing.bin");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let used = used_bytes(fs.path());
+
+    let new = fs.path().join("new.bin");
+    let err = unsafe { MappedFile::create(&new, 64 << 20) }.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
+    assert!(!new.exists(), "the file this call created is gone");
+
+    let err = unsafe { MappedFile::create(&existing, 64 << 20) }.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    assert_eq!(used_bytes(fs.path()), used, "nothing stays allocated");
 }

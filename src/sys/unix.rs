@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Converts a `-1`-on-error return value into an `io::Result`.
@@ -108,6 +108,14 @@ pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result
     // SAFETY: as above; the flags are the file's own, less O_NONBLOCK.
     check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
     Ok((file, metadata))
+}
+
+/// A file's identity: which inode on which device.
+pub(crate) type FileId = (u64, u64);
+
+/// The identity of the file behind `metadata`.
+pub(crate) fn file_id(metadata: &Metadata) -> FileId {
+    (metadata.dev(), metadata.ino())
 }
 
 /// Grows `file` from `from` to `to` bytes with disk blocks allocated, so that

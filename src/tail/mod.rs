@@ -32,7 +32,8 @@ use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 use tokio::runtime::Handle;
 
 use crate::budget::Budget;
-use source::{file_id, Source};
+use crate::sys::file_id;
+use source::Source;
 use watcher::Watcher;
 
 /// How many bytes one fill of the tail's buffer copies at most.

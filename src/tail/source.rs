@@ -9,7 +9,6 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ use crate::object::{Access, Backing, Object};
 use crate::range::Span;
 use crate::region::Region;
 use crate::stream::prefetch::{Prefetcher, Window};
-use crate::sys::{self, Populate};
+use crate::sys::{self, file_id, FileId, Populate};
 
 /// How far past the end of the file the mapping reaches (rounded up to this).
 const HEADROOM: u64 = 64 << 20;
@@ -29,14 +28,6 @@ const WINDOW: Window = Window {
     initial: 256 << 10,
     max: 8 << 20,
 };
-
-/// A file's identity: which inode on which device.
-pub(crate) type FileId = (u64, u64);
-
-/// The identity of the file behind `metadata`.
-pub(crate) fn file_id(metadata: &std::fs::Metadata) -> FileId {
-    (metadata.dev(), metadata.ino())
-}
 
 /// The file being followed, its mapping and its prefetcher.
 #[derive(Debug)]
