@@ -56,10 +56,12 @@ fn invalid_input(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message.into())
 }
 
-fn nonzero(capacity: u64) -> io::Result<u64> {
+/// A named map needs at least one byte: openers take a size of 0 to mean
+/// "its creator is still setting it up" (see `shm::open`).
+fn nonzero_shared(capacity: u64) -> io::Result<u64> {
     if capacity == 0 {
         return Err(invalid_input(
-            "a mapping object needs a capacity of at least 1 byte",
+            "a named map needs a capacity of at least 1 byte",
         ));
     }
     Ok(capacity)
@@ -93,8 +95,7 @@ impl MapOptions {
     ///
     /// - `NotFound` if the file does not exist and `create` is off.
     /// - `InvalidInput` if the path is not a regular file (a directory or a
-    ///   FIFO, say: opening never waits for a FIFO's writer), the capacity is
-    ///   0 (or the file is empty and no capacity is set), the file is shorter
+    ///   FIFO, say: opening never waits for a FIFO's writer), the file is shorter
     ///   than the capacity and the access is not `ReadWrite`, or `create` is
     ///   asked without `ReadWrite`.
     /// - Any error of opening, growing or mapping the file; `StorageFull`
@@ -115,7 +116,7 @@ impl MapOptions {
         }
         let (file, metadata, created) = self.open_file(path)?;
         let len = metadata.len();
-        let capacity = nonzero(self.capacity.unwrap_or(len))?;
+        let capacity = self.capacity.unwrap_or(len);
         if len < capacity {
             if !writable {
                 return Err(invalid_input(format!(
@@ -188,8 +189,8 @@ impl MappedFile {
     ///
     /// # Errors
     ///
-    /// `NotFound` if the file does not exist; `InvalidInput` if it is empty
-    /// or not a regular file (a FIFO is refused at once, never waited on).
+    /// `NotFound` if the file does not exist; `InvalidInput` if it is not a
+    /// regular file (a FIFO is refused at once, never waited on).
     ///
     /// # Safety
     ///
@@ -204,7 +205,7 @@ impl MappedFile {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `capacity` is 0; `StorageFull` if the file system
+    /// `StorageFull` if the file system
     /// has no room for it (the file is then left as it was, or removed if
     /// this call created it); any other error of opening or growing the file.
     ///
@@ -260,7 +261,7 @@ impl MappedFile {
     /// # }
     /// ```
     pub unsafe fn create_shared(name: &str, capacity: u64) -> io::Result<Self> {
-        let capacity = nonzero(capacity)?;
+        let capacity = nonzero_shared(capacity)?;
         let file = shm::create(name, capacity)?;
         Ok(Self::shared(file, name, capacity))
     }
@@ -300,9 +301,8 @@ impl MappedFile {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `capacity` is 0.
+    /// Any error of making the memory object.
     pub fn anonymous(capacity: u64) -> io::Result<Self> {
-        let capacity = nonzero(capacity)?;
         Ok(Self::from_object(Object {
             file: sys::anonymous_file(capacity)?,
             access: Access::ReadWrite,
@@ -329,22 +329,24 @@ impl MappedFile {
         }
     }
 
-    /// A read-only view of `range` (any offset, any length).
+    /// A read-only view of `range` (any offset, any length; an empty range,
+    /// such as `..` of an empty file, gives an empty view).
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if the range is empty or reaches past the capacity.
+    /// `InvalidInput` if the range is reversed or reaches past the capacity.
     pub fn view(&self, range: impl RangeBounds<u64>) -> io::Result<View> {
         let span = range::resolve(range, 0, self.capacity())?;
         View::new(Arc::clone(&self.object), span)
     }
 
-    /// A writable view of `range` (any offset, any length).
+    /// A writable view of `range` (any offset, any length; an empty range
+    /// gives an empty view).
     ///
     /// # Errors
     ///
     /// `PermissionDenied` if the object was opened with [`Access::Read`];
-    /// `InvalidInput` if the range is empty or reaches past the capacity.
+    /// `InvalidInput` if the range is reversed or reaches past the capacity.
     pub fn view_mut(&self, range: impl RangeBounds<u64>) -> io::Result<ViewMut> {
         self.object.check_writable()?;
         let span = range::resolve(range, 0, self.capacity())?;
@@ -352,11 +354,13 @@ impl MappedFile {
     }
 
     /// A sequential, async view of `range`: see [`ViewStream`]. Call it inside
-    /// a tokio runtime (its background work runs on the blocking pool).
+    /// a tokio runtime (its background work runs on the blocking pool). An
+    /// empty range gives a stream that is at its end at once (reads return
+    /// 0 bytes, writes `Ok(0)`).
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if the range is empty or reaches past the capacity; an
+    /// `InvalidInput` if the range is reversed or reaches past the capacity; an
     /// error of kind `Other` outside a tokio runtime.
     pub fn stream(&self, range: impl RangeBounds<u64>) -> io::Result<ViewStream> {
         self.stream_with(range, &StreamOptions::default())

@@ -170,3 +170,69 @@ fn a_create_that_does_not_fit_leaves_the_file_system_as_it_was() {
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
     assert_eq!(used_bytes(fs.path()), used, "nothing stays allocated");
 }
+
+#[test]
+fn an_empty_file_maps_with_capacity_0_and_empty_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.bin");
+    std::fs::write(&path, b"").unwrap();
+    let map = unsafe { MappedFile::open(&path) }.unwrap();
+    assert_eq!(map.capacity(), 0);
+    assert!(map.view(..).unwrap().is_empty());
+    assert!(map.view(0..0).unwrap().is_empty());
+    for past_the_end in [map.view(0..1).map(drop), map.view(1..).map(drop)] {
+        assert_eq!(past_the_end.unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+
+    let writable = unsafe { MappedFile::options().access(Access::ReadWrite).open(&path) }.unwrap();
+    let view = writable.view_mut(..).unwrap();
+    assert!(view.is_empty());
+    view.flush().unwrap();
+    view.flush_range(..).unwrap();
+
+    let created = unsafe { MappedFile::create(dir.path().join("new.bin"), 0) }.unwrap();
+    assert_eq!(created.capacity(), 0);
+    assert_eq!(
+        std::fs::metadata(dir.path().join("new.bin")).unwrap().len(),
+        0
+    );
+    assert!(MappedFile::anonymous(0)
+        .unwrap()
+        .view(..)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn an_empty_range_of_a_non_empty_object_is_an_empty_view() {
+    let map = MappedFile::anonymous(10_000).unwrap();
+    for (start, end) in [(0, 0), (4096, 4096), (5000, 5000), (10_000, 10_000)] {
+        let view = map.view(start..end).unwrap();
+        assert!(view.is_empty());
+        assert_eq!(view.offset(), start);
+        assert!(map.view_mut(start..end).unwrap().is_empty());
+    }
+    assert!(map.view(10_000..).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn streams_of_empty_ranges_are_at_their_end_at_once() {
+    use futures::TryStreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.bin");
+    std::fs::write(&path, b"").unwrap();
+    let empty = unsafe { MappedFile::options().access(Access::ReadWrite).open(&path) }.unwrap();
+    let full = MappedFile::anonymous(10_000).unwrap();
+    for (map, start, end) in [(&empty, 0, 0), (&full, 5000, 5000), (&full, 10_000, 10_000)] {
+        let mut stream = map.stream(start..end).unwrap();
+        assert_eq!(stream.len(), 0);
+        let mut back = Vec::new();
+        assert_eq!(stream.read_to_end(&mut back).await.unwrap(), 0);
+        assert_eq!(stream.write(b"x").await.unwrap(), 0);
+        stream.flush().await.unwrap();
+        let chunks: Vec<bytes::Bytes> = stream.chunks(4096).try_collect().await.unwrap();
+        assert!(chunks.is_empty());
+    }
+}
