@@ -103,5 +103,5 @@ pub use bytemuck::Pod;
 pub use map::{MapOptions, MappedFile};
 pub use object::Access;
 pub use stream::{BackgroundWatch, Chunks, StreamOptions, StreamStats, ViewStream};
-pub use tail::Tail;
+pub use tail::{Tail, TailOptions};
 pub use view::{View, ViewMut};

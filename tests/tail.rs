@@ -255,3 +255,69 @@ fn tail_is_send_and_unpin() {
     check::<Tail>();
     check::<BufReader<Tail>>();
 }
+
+#[tokio::test]
+async fn a_tail_that_waits_for_a_missing_file_reads_it_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("later.log");
+    let tail = Tail::options()
+        .wait_for_file(true)
+        .follow(&path, SeekFrom::End(0))
+        .unwrap();
+    assert_eq!(tail.position(), 0);
+    let mut lines = tail.lines();
+    let waiting = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await;
+    assert!(
+        waiting.is_err(),
+        "no line (and no error) while there is no file"
+    );
+    append(&path, "first\nsecond\n");
+    expect_lines(&mut lines, ["first", "second"].map(String::from)).await;
+}
+
+#[tokio::test]
+async fn waiting_for_a_file_that_is_there_starts_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "old\n");
+    let tail = Tail::options()
+        .wait_for_file(true)
+        .follow(&path, SeekFrom::End(0))
+        .unwrap();
+    let mut lines = tail.lines();
+    append(&path, "new\n");
+    assert_eq!(next_line(&mut lines).await, "new");
+}
+
+#[tokio::test]
+async fn lossy_lines_replace_bytes_that_are_not_utf8_and_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    std::fs::write(&path, b"good\n\xff\xfe bad\r\nafter\n").unwrap();
+    let mut strict = follow(&path, SeekFrom::Start(0));
+    assert_eq!(next_line(&mut strict).await, "good");
+    let err = strict.next_line().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData);
+
+    let mut tail = Tail::follow(&path, SeekFrom::Start(0)).unwrap();
+    for want in ["good", "\u{fffd}\u{fffd} bad", "after"] {
+        assert_eq!(tail.next_line_lossy().await.unwrap(), want);
+    }
+}
+
+#[tokio::test]
+async fn a_lossy_line_cut_short_by_a_cancelled_call_comes_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "");
+    let mut tail = Tail::follow(&path, SeekFrom::Start(0)).unwrap();
+    append(&path, "half a ");
+    let cut = tokio::time::timeout(Duration::from_millis(200), tail.next_line_lossy()).await;
+    assert!(cut.is_err(), "no line before its end is written");
+    append(&path, "line\n");
+    let line = tokio::time::timeout(Duration::from_secs(10), tail.next_line_lossy())
+        .await
+        .expect("the line within 10 s")
+        .unwrap();
+    assert_eq!(line, "half a line");
+}
