@@ -6,7 +6,7 @@ use std::io::{ErrorKind, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::truncate;
+use common::{child_role, eventually, run_child, truncate};
 use mapview::Tail;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 
@@ -320,4 +320,51 @@ async fn a_lossy_line_cut_short_by_a_cancelled_call_comes_back_whole() {
         .expect("the line within 10 s")
         .unwrap();
     assert_eq!(line, "half a line");
+}
+
+/// The children's side, for tests that need a process of their own.
+#[test]
+fn child_entry() {
+    let Some((role, _)) = child_role() else {
+        return;
+    };
+    match role.as_str() {
+        "tail-cycles" => follow_read_and_drop_many_tails(),
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+/// How many inotify instances this process has open.
+fn inotify_instances() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.as_os_str() == "anon_inode:inotify")
+        .count()
+}
+
+fn follow_read_and_drop_many_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "a line\n");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = inotify_instances();
+    runtime.block_on(async {
+        for _ in 0..200 {
+            let mut lines = follow(&path, SeekFrom::Start(0));
+            assert_eq!(next_line(&mut lines).await, "a line");
+        }
+    });
+    // Their instances are closed on the blocking pool, soon after the drop.
+    eventually("every dropped tail's inotify instance is closed", || {
+        inotify_instances() == before
+    });
+}
+
+#[test]
+fn dropped_tails_close_their_inotify_instances() {
+    run_child("child_entry", "tail-cycles", "");
 }
