@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::io::{ErrorKind, SeekFrom, Write};
+use std::io::{ErrorKind, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{pattern, SmallFileSystem};
+use common::{append, pattern, SmallFileSystem};
 use mapview::{Access, MappedFile, StreamOptions, Tail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
@@ -46,15 +46,6 @@ fn mkfifo(path: &Path) {
     // SAFETY: a valid C string.
     let ret = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
     assert_eq!(ret, 0, "mkfifo: {}", std::io::Error::last_os_error());
-}
-
-fn append(path: &Path, text: &str) {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::io::{ErrorKind, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{child_role, eventually, run_child, truncate};
+use common::{append, child_role, eventually, run_child, truncate};
 use mapview::Tail;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 
@@ -29,15 +29,6 @@ async fn expect_lines(lines: &mut TailLines, expected: impl IntoIterator<Item = 
     for want in expected {
         assert_eq!(next_line(lines).await, want);
     }
-}
-
-fn append(path: &Path, text: &str) {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
 }
 
 fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {

@@ -179,6 +179,18 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Appends `text` to the file at `path` (creating it), as a logging program
+/// would.
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
 /// Cuts the file at `path` to `len` bytes, as another program would.
 pub fn truncate(path: &Path, len: u64) {
     let file = std::fs::OpenOptions::new().write(true).open(path);
