@@ -237,11 +237,13 @@ mod view;
 pub use bytemuck::Pod;
 pub use map::{MapOptions, MappedFile};
 pub use object::Access;
+#[doc(hidden)]
+pub use paging::Paused;
 pub use paging::{Pager, PagerBuilder};
 #[doc(hidden)]
 pub use stream::BackgroundWatch;
 pub use stream::{Chunks, StreamOptions, StreamStats, ViewStream};
-pub use tail::Tail;
+pub use tail::{Tail, TailOptions};
 pub use view::{View, ViewMut};
 
 /// The README's examples, compiled as doctests so that they cannot rot.

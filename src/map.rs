@@ -1,6 +1,6 @@
 //! [`MappedFile`], the mapping object, and its builder [`MapOptions`].
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::ops::RangeBounds;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -74,10 +74,12 @@ fn invalid_input(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message.into())
 }
 
-fn nonzero(capacity: u64) -> io::Result<u64> {
+/// A named map needs at least one byte: openers take a size of 0 to mean
+/// "its creator is still setting it up" (see `shm::open`).
+fn nonzero_shared(capacity: u64) -> io::Result<u64> {
     if capacity == 0 {
         return Err(invalid_input(
-            "a mapping object needs a capacity of at least 1 byte",
+            "a named map needs a capacity of at least 1 byte",
         ));
     }
     Ok(capacity)
@@ -168,11 +170,14 @@ impl MapOptions {
     /// # Errors
     ///
     /// - `NotFound` if the file does not exist and `create` is off.
-    /// - `InvalidInput` if the path is not a regular file, the capacity is
-    ///   0 (or the file is empty and no capacity is set), the file is shorter
+    /// - `InvalidInput` if the path is not a regular file (a directory or a
+    ///   FIFO, say: opening never waits for a FIFO's writer), the file is shorter
     ///   than the capacity and the access is not `ReadWrite`, or `create` is
     ///   asked without `ReadWrite`.
-    /// - Any error of opening, growing or mapping the file.
+    /// - Any error of opening, growing or mapping the file; `StorageFull`
+    ///   if the file system has no room for the capacity. A file that could
+    ///   not be grown is left as it was: cut back to its old length, or
+    ///   removed if this call created it.
     ///
     /// # Safety
     ///
@@ -204,20 +209,9 @@ impl MapOptions {
         if self.create && !writable {
             return Err(invalid_input("creating a file needs Access::ReadWrite"));
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .create(self.create)
-            .open(path)?;
-        let metadata = file.metadata()?;
-        if !metadata.is_file() {
-            return Err(invalid_input(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
+        let (file, metadata, created) = self.open_file(path)?;
         let len = metadata.len();
-        let capacity = nonzero(self.capacity.unwrap_or(len))?;
+        let capacity = self.capacity.unwrap_or(len);
         if len < capacity {
             if !writable {
                 return Err(invalid_input(format!(
@@ -226,7 +220,10 @@ impl MapOptions {
                     path.display()
                 )));
             }
-            sys::grow(&file, len, capacity)?;
+            if let Err(e) = sys::grow(&file, len, capacity) {
+                undo_grow(path, &file, &metadata, created);
+                return Err(e);
+            }
         }
         Ok(MappedFile::from_object(Object {
             file,
@@ -234,6 +231,45 @@ impl MapOptions {
             capacity,
             backing: Backing::Persisted,
         }))
+    }
+}
+
+impl MapOptions {
+    /// Opens the regular file at `path`, creating it if asked and absent.
+    /// Returns it with its metadata, and whether this call created it.
+    fn open_file(&self, path: &Path) -> io::Result<(File, Metadata, bool)> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(self.access == Access::ReadWrite);
+        if !self.create {
+            let (file, metadata) = sys::open_regular(path, &mut options)?;
+            return Ok((file, metadata, false));
+        }
+        loop {
+            match sys::open_regular(path, options.clone().create_new(true)) {
+                Ok((file, metadata)) => return Ok((file, metadata, true)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            match sys::open_regular(path, &mut options) {
+                Ok((file, metadata)) => return Ok((file, metadata, false)),
+                // Removed between the two opens: create it after all.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// After growing `file` failed (no room, say), gives back what the failed
+/// allocation may have taken: cuts the file to the length it had (`before`)
+/// and, if this call created it, removes it, as long as `path` still names
+/// it. Best effort: the error of the growth is the one to report.
+fn undo_grow(path: &Path, file: &File, before: &Metadata, created: bool) {
+    let _ = file.set_len(before.len());
+    let ours =
+        || std::fs::metadata(path).is_ok_and(|now| sys::file_id(&now) == sys::file_id(before));
+    if created && ours() {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -248,8 +284,8 @@ impl MappedFile {
     ///
     /// # Errors
     ///
-    /// `NotFound` if the file does not exist; `InvalidInput` if it is empty
-    /// or not a regular file.
+    /// `NotFound` if the file does not exist; `InvalidInput` if it is not a
+    /// regular file (a FIFO is refused at once, never waited on).
     ///
     /// # Safety
     ///
@@ -279,8 +315,9 @@ impl MappedFile {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `capacity` is 0; any error of opening or growing the
-    /// file.
+    /// `StorageFull` if the file system
+    /// has no room for it (the file is then left as it was, or removed if
+    /// this call created it); any other error of opening or growing the file.
     ///
     /// # Safety
     ///
@@ -371,7 +408,7 @@ impl MappedFile {
     /// # }
     /// ```
     pub unsafe fn create_shared(name: &str, capacity: u64) -> io::Result<Self> {
-        let capacity = nonzero(capacity)?;
+        let capacity = nonzero_shared(capacity)?;
         let file = shm::create(name, capacity)?;
         Ok(Self::shared(file, name, capacity))
     }
@@ -430,7 +467,7 @@ impl MappedFile {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `capacity` is 0.
+    /// Any error of making the memory object.
     ///
     /// # Examples
     ///
@@ -445,7 +482,6 @@ impl MappedFile {
     /// # }
     /// ```
     pub fn anonymous(capacity: u64) -> io::Result<Self> {
-        let capacity = nonzero(capacity)?;
         Ok(Self::from_object(Object {
             file: sys::anonymous_file(capacity)?,
             access: Access::ReadWrite,
@@ -518,11 +554,12 @@ impl MappedFile {
         }
     }
 
-    /// A read-only view of `range` (any offset, any length).
+    /// A read-only view of `range` (any offset, any length; an empty range,
+    /// such as `..` of an empty file, gives an empty view).
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if the range is empty or reaches past the capacity.
+    /// `InvalidInput` if the range is reversed or reaches past the capacity.
     ///
     /// # Examples
     ///
@@ -544,12 +581,13 @@ impl MappedFile {
         View::new(Arc::clone(&self.object), span)
     }
 
-    /// A writable view of `range` (any offset, any length).
+    /// A writable view of `range` (any offset, any length; an empty range
+    /// gives an empty view).
     ///
     /// # Errors
     ///
     /// `PermissionDenied` if the object was opened with [`Access::Read`];
-    /// `InvalidInput` if the range is empty or reaches past the capacity.
+    /// `InvalidInput` if the range is reversed or reaches past the capacity.
     ///
     /// # Examples
     ///
@@ -571,11 +609,13 @@ impl MappedFile {
     }
 
     /// A sequential, async view of `range`: see [`ViewStream`]. Call it inside
-    /// a tokio runtime (its background work runs on the [`Pager`](crate::Pager)).
+    /// a tokio runtime (its background work runs on the [`Pager`](crate::Pager)). An
+    /// empty range gives a stream that is at its end at once (reads return
+    /// 0 bytes, writes `Ok(0)`).
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if the range is empty or reaches past the capacity; an
+    /// `InvalidInput` if the range is reversed or reaches past the capacity; an
     /// error of kind `Other` outside a tokio runtime.
     ///
     /// # Examples

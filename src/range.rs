@@ -3,8 +3,8 @@
 use std::io;
 use std::ops::{Bound, Range, RangeBounds};
 
-/// A non-empty byte range `start..start + len`, already checked against the
-/// bounds it was resolved in.
+/// A byte range `start..start + len`, already checked against the bounds it
+/// was resolved in. It may be empty: a view or stream of it is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span {
     pub(crate) start: u64,
@@ -31,8 +31,9 @@ pub(crate) fn steps(range: Range<u64>, step: u64) -> impl Iterator<Item = Range<
 }
 
 /// Resolves `range` inside `lo..hi`: an unbounded start is `lo`, an unbounded
-/// end is `hi`. `InvalidInput` if the range is empty, reversed, or reaches
-/// outside `lo..hi`.
+/// end is `hi`. An empty range anywhere inside (`hi..hi` included) is fine,
+/// as an empty slice of a slice is. `InvalidInput` if the range is reversed
+/// or reaches outside `lo..hi`.
 pub(crate) fn resolve(range: impl RangeBounds<u64>, lo: u64, hi: u64) -> io::Result<Span> {
     let start = match range.start_bound() {
         Bound::Included(&s) => Some(s),
@@ -45,13 +46,13 @@ pub(crate) fn resolve(range: impl RangeBounds<u64>, lo: u64, hi: u64) -> io::Res
         Bound::Unbounded => Some(hi),
     };
     match (start, end) {
-        (Some(start), Some(end)) if lo <= start && start < end && end <= hi => Ok(Span {
+        (Some(start), Some(end)) if lo <= start && start <= end && end <= hi => Ok(Span {
             start,
             len: end - start,
         }),
-        (Some(start), Some(end)) if start >= end => Err(io::Error::new(
+        (Some(start), Some(end)) if start > end => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("empty or reversed range {start}..{end}"),
+            format!("reversed range {start}..{end}"),
         )),
         _ => {
             let show = |bound: Option<u64>| bound.map_or("2^64".to_owned(), |b| b.to_string());
@@ -79,10 +80,21 @@ mod tests {
     }
 
     #[test]
-    fn outside_empty_and_overflowing_ranges_are_invalid_input() {
+    fn empty_ranges_inside_the_bounds_are_empty_spans() {
+        assert_eq!(resolve(4..4, 0, 9).unwrap(), Span { start: 4, len: 0 });
+        assert_eq!(resolve(9.., 0, 9).unwrap(), Span { start: 9, len: 0 });
+        assert_eq!(resolve(.., 0, 0).unwrap(), Span { start: 0, len: 0 });
+    }
+
+    #[test]
+    fn outside_reversed_and_overflowing_ranges_are_invalid_input() {
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = resolve(5..4, 0, 9);
         for span in [
+            reversed,
             resolve(0..10, 0, 9),
-            resolve(4..4, 0, 9),
+            resolve(10..10, 0, 9),
+            resolve(10.., 0, 9),
             resolve(4.., 5, 9),
             resolve(..=u64::MAX, 0, 9),
             resolve((Bound::Excluded(u64::MAX), Bound::Unbounded), 0, 9),

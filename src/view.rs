@@ -293,7 +293,8 @@ impl ViewMut {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if `range` is empty or reaches outside the view.
+    /// `InvalidInput` if `range` is reversed or reaches outside the view (an
+    /// empty range inside it flushes nothing).
     ///
     /// # Examples
     ///
@@ -315,7 +316,7 @@ impl ViewMut {
     pub fn flush_range(&self, range: impl RangeBounds<u64>) -> io::Result<()> {
         let end = self.offset + self.map.len() as u64;
         let span = range::resolve(range, self.offset, end)?;
-        if self.object.access == Access::CopyOnWrite {
+        if self.object.access == Access::CopyOnWrite || span.len == 0 {
             return Ok(());
         }
         let start = (span.start - self.offset) as usize;

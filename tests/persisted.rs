@@ -102,14 +102,17 @@ fn flush_range_outside_the_view_is_invalid_input() {
     let dir = tempfile::tempdir().unwrap();
     let map = unsafe { MappedFile::create(dir.path().join("f"), 10_000) }.unwrap();
     let view = map.view_mut(100..200).unwrap();
+    #[allow(clippy::reversed_empty_ranges)]
+    let reversed = view.flush_range(150..149);
     for err in [
         view.flush_range(0..150),
         view.flush_range(150..201),
-        view.flush_range(150..150),
+        reversed,
     ] {
         assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidInput);
     }
     view.flush_range(150..).unwrap();
+    view.flush_range(150..150).unwrap();
 }
 
 #[test]
@@ -193,10 +196,13 @@ fn read_only_maps_refuse_every_kind_of_write() {
 #[test]
 fn bad_ranges_are_invalid_input() {
     let map = MappedFile::anonymous(4096).unwrap();
+    #[allow(clippy::reversed_empty_ranges)]
+    let reversed = map.view(11..10).map(drop);
     for err in [
+        reversed,
         map.view(0..4097).map(drop),
-        map.view(4096..).map(drop),
-        map.view(10..10).map(drop),
+        map.view(4097..).map(drop),
+        map.view(4097..4097).map(drop),
         map.view(..=4096).map(drop),
         map.view_mut(5000..6000).map(drop),
     ] {
@@ -210,17 +216,6 @@ fn bad_files_and_capacities_are_clear_errors() {
     let missing = dir.path().join("missing");
     let err = unsafe { MappedFile::open(&missing) }.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
-
-    let err = unsafe { MappedFile::create(dir.path().join("zero"), 0) }.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert_eq!(
-        MappedFile::anonymous(0).unwrap_err().kind(),
-        ErrorKind::InvalidInput
-    );
-
-    let (_d, empty) = temp_file(b"");
-    let err = unsafe { MappedFile::open(&empty) }.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput);
 
     let err = unsafe { MappedFile::open(dir.path()) }.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);

@@ -444,7 +444,7 @@ async fn seeking_before_the_start_is_invalid_input_and_past_the_end_reads_eof() 
 async fn bad_stream_arguments_are_clear_errors() {
     let map = MappedFile::anonymous(10_000).unwrap();
     for err in [
-        map.stream(5..5).unwrap_err(),
+        map.stream(10_001..).unwrap_err(),
         map.stream(..10_001).unwrap_err(),
     ] {
         assert_eq!(err.kind(), ErrorKind::InvalidInput);

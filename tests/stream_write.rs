@@ -12,7 +12,7 @@ use mapview::{Access, MappedFile, StreamOptions, StreamStats, ViewStream};
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 
-use common::{child_role, pattern, shm_name, spawn_child, wait_for_line};
+use common::{child_role, pattern, shm_name, spawn_child, wait_for_line, SmallFileSystem};
 
 fn create(dir: &std::path::Path, len: u64) -> (std::path::PathBuf, MappedFile) {
     let path = dir.join("out.bin");
@@ -290,42 +290,6 @@ async fn rewrites_after_seeking_back_over_written_back_bytes_are_kept() {
     assert!(std::fs::read(&path).unwrap() == model, "the file holds it");
 }
 
-/// A small tmpfs mounted on a temporary directory while it lives.
-struct SmallFileSystem(tempfile::TempDir);
-
-impl SmallFileSystem {
-    /// `None` unless this process may mount (root, with the capability:
-    /// a container may withhold it).
-    fn mount(bytes: usize) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let target = std::ffi::CString::new(dir.path().to_str().unwrap()).unwrap();
-        let options = std::ffi::CString::new(format!("size={bytes}")).unwrap();
-        // SAFETY: valid C strings; mounting changes nothing of this process.
-        let ret = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                options.as_ptr().cast(),
-            )
-        };
-        if ret != 0 {
-            eprintln!("mount tmpfs: {}", std::io::Error::last_os_error());
-            return None;
-        }
-        Some(Self(dir))
-    }
-}
-
-impl Drop for SmallFileSystem {
-    fn drop(&mut self) {
-        let target = std::ffi::CString::new(self.0.path().to_str().unwrap()).unwrap();
-        // SAFETY: a valid C string naming the mount made in `mount`.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
 #[tokio::test]
 async fn writes_to_a_sparse_file_on_a_full_file_system_fail_with_storage_full() {
     let Some(fs) = SmallFileSystem::mount(1 << 20) else {
@@ -333,7 +297,7 @@ async fn writes_to_a_sparse_file_on_a_full_file_system_fail_with_storage_full() 
         return;
     };
     // Sparse: longer than the file system has room for.
-    let path = fs.0.path().join("sparse.bin");
+    let path = fs.path().join("sparse.bin");
     std::fs::File::create(&path)
         .unwrap()
         .set_len(4 << 20)

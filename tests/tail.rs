@@ -6,7 +6,7 @@ use std::io::{ErrorKind, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::truncate;
+use common::{append, child_role, eventually, run_child, truncate};
 use mapview::Tail;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 
@@ -29,15 +29,6 @@ async fn expect_lines(lines: &mut TailLines, expected: impl IntoIterator<Item = 
     for want in expected {
         assert_eq!(next_line(lines).await, want);
     }
-}
-
-fn append(path: &Path, text: &str) {
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    file.write_all(text.as_bytes()).unwrap();
 }
 
 fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
@@ -254,4 +245,117 @@ fn tail_is_send_and_unpin() {
     fn check<T: Send + Unpin>() {}
     check::<Tail>();
     check::<BufReader<Tail>>();
+}
+
+#[tokio::test]
+async fn a_tail_that_waits_for_a_missing_file_reads_it_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("later.log");
+    let tail = Tail::options()
+        .wait_for_file(true)
+        .follow(&path, SeekFrom::End(0))
+        .unwrap();
+    assert_eq!(tail.position(), 0);
+    let mut lines = tail.lines();
+    let waiting = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await;
+    assert!(
+        waiting.is_err(),
+        "no line (and no error) while there is no file"
+    );
+    append(&path, "first\nsecond\n");
+    expect_lines(&mut lines, ["first", "second"].map(String::from)).await;
+}
+
+#[tokio::test]
+async fn waiting_for_a_file_that_is_there_starts_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "old\n");
+    let tail = Tail::options()
+        .wait_for_file(true)
+        .follow(&path, SeekFrom::End(0))
+        .unwrap();
+    let mut lines = tail.lines();
+    append(&path, "new\n");
+    assert_eq!(next_line(&mut lines).await, "new");
+}
+
+#[tokio::test]
+async fn lossy_lines_replace_bytes_that_are_not_utf8_and_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    std::fs::write(&path, b"good\n\xff\xfe bad\r\nafter\n").unwrap();
+    let mut strict = follow(&path, SeekFrom::Start(0));
+    assert_eq!(next_line(&mut strict).await, "good");
+    let err = strict.next_line().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData);
+
+    let mut tail = Tail::follow(&path, SeekFrom::Start(0)).unwrap();
+    for want in ["good", "\u{fffd}\u{fffd} bad", "after"] {
+        assert_eq!(tail.next_line_lossy().await.unwrap(), want);
+    }
+}
+
+#[tokio::test]
+async fn a_lossy_line_cut_short_by_a_cancelled_call_comes_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "");
+    let mut tail = Tail::follow(&path, SeekFrom::Start(0)).unwrap();
+    append(&path, "half a ");
+    let cut = tokio::time::timeout(Duration::from_millis(200), tail.next_line_lossy()).await;
+    assert!(cut.is_err(), "no line before its end is written");
+    append(&path, "line\n");
+    let line = tokio::time::timeout(Duration::from_secs(10), tail.next_line_lossy())
+        .await
+        .expect("the line within 10 s")
+        .unwrap();
+    assert_eq!(line, "half a line");
+}
+
+/// The children's side, for tests that need a process of their own.
+#[test]
+fn child_entry() {
+    let Some((role, _)) = child_role() else {
+        return;
+    };
+    match role.as_str() {
+        "tail-cycles" => follow_read_and_drop_many_tails(),
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+/// How many inotify instances this process has open.
+fn inotify_instances() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.as_os_str() == "anon_inode:inotify")
+        .count()
+}
+
+fn follow_read_and_drop_many_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "a line\n");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = inotify_instances();
+    runtime.block_on(async {
+        for _ in 0..200 {
+            let mut lines = follow(&path, SeekFrom::Start(0));
+            assert_eq!(next_line(&mut lines).await, "a line");
+        }
+    });
+    // Their instances are closed on the blocking pool, soon after the drop.
+    eventually("every dropped tail's inotify instance is closed", || {
+        inotify_instances() == before
+    });
+}
+
+#[test]
+fn dropped_tails_close_their_inotify_instances() {
+    run_child("child_entry", "tail-cycles", "");
 }

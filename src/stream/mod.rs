@@ -242,7 +242,7 @@ impl ViewStream {
     /// # Ok(())
     /// # }
     /// ```
-    #[allow(clippy::len_without_is_empty)] // a stream is never empty
+    #[allow(clippy::len_without_is_empty)] // `is_empty` would read as "nothing left"
     pub fn len(&self) -> u64 {
         self.region.len()
     }

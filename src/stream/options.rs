@@ -51,8 +51,11 @@ impl StreamOptions {
     /// The initial read-ahead window in bytes: how far ahead of the cursor
     /// the background task makes pages resident. It doubles each time the
     /// reader catches up with it, up to
-    /// [`max_read_ahead`](StreamOptions::max_read_ahead). Raised to the
-    /// maximum if larger.
+    /// [`max_read_ahead`](StreamOptions::max_read_ahead); a value above that
+    /// maximum raises the maximum to it.
+    ///
+    /// Any value is accepted: the stream uses at least one page and at most
+    /// the length of its range (so `u64::MAX` means "the whole range").
     ///
     /// # Examples
     ///
@@ -70,12 +73,15 @@ impl StreamOptions {
     /// # }
     /// ```
     pub fn read_ahead(mut self, bytes: u64) -> Self {
-        self.read_ahead = bytes.max(1);
-        self.max_read_ahead = self.max_read_ahead.max(self.read_ahead);
+        self.read_ahead = bytes;
+        self.max_read_ahead = self.max_read_ahead.max(bytes);
         self
     }
 
-    /// The largest the read-ahead window grows to, in bytes.
+    /// The largest the read-ahead window grows to, in bytes; a value below
+    /// the initial window ([`read_ahead`](StreamOptions::read_ahead)) lowers
+    /// it too. As there, the stream uses at least one page and at most the
+    /// length of its range.
     ///
     /// # Examples
     ///
@@ -93,8 +99,8 @@ impl StreamOptions {
     /// # }
     /// ```
     pub fn max_read_ahead(mut self, bytes: u64) -> Self {
-        self.max_read_ahead = bytes.max(1);
-        self.read_ahead = self.read_ahead.min(self.max_read_ahead);
+        self.max_read_ahead = bytes;
+        self.read_ahead = self.read_ahead.min(bytes);
         self
     }
 

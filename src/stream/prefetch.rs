@@ -43,6 +43,21 @@ pub(crate) struct Window {
     pub(crate) max: u64,
 }
 
+impl Window {
+    /// The sizes to use for a region of `len` bytes: each at least `page`
+    /// bytes (a smaller window only adds trips to the blocking pool: a
+    /// 1-byte window made a 1 MiB read take a job per byte) and at most the
+    /// region (or one page, for a smaller one), and the initial size no
+    /// larger than the maximum.
+    fn clamped(self, len: u64, page: u64) -> Self {
+        let max = self.max.clamp(page, len.max(page));
+        Self {
+            initial: self.initial.clamp(page, max),
+            max,
+        }
+    }
+}
+
 /// The stream's side of the prefetcher.
 #[derive(Debug)]
 pub(crate) struct Prefetcher {
@@ -71,6 +86,7 @@ impl Prefetcher {
     pub(crate) fn new(region: Arc<Region>, liveness: Arc<()>, window: Window) -> Self {
         let trust_mincore = sys::mincore_is_truthful(&region.object().file);
         let end = region.len();
+        let window = window.clamped(end, sys::page_size() as u64);
         Self {
             region,
             job: JobSlot::new(liveness),
@@ -79,8 +95,8 @@ impl Prefetcher {
             resident: 0..0,
             mode: Populate::Read,
             error: None,
-            window: window.initial.max(1),
-            max_window: window.max.max(window.initial).max(1),
+            window: window.initial,
+            max_window: window.max,
             trust_mincore,
             prefetched_bytes: 0,
             stalls: 0,
@@ -133,7 +149,7 @@ impl Prefetcher {
                     return Poll::Ready(Err(error));
                 }
             }
-            let next = pos..(pos + self.window).min(self.end);
+            let next = pos..pos.saturating_add(self.window).min(self.end);
             if !self.job.is_busy() {
                 // `mincore` counts pages that are still being read in as
                 // resident: ask it only when no job (and so, likely, no
@@ -148,7 +164,7 @@ impl Prefetcher {
                 continue; // the job reported back or got further meanwhile
             }
             self.stalls += 1;
-            self.window = (self.window * 2).min(self.max_window);
+            self.window = self.window.saturating_mul(2).min(self.max_window);
             return Poll::Pending;
         }
     }
@@ -162,7 +178,7 @@ impl Prefetcher {
         if end - pos > self.window {
             return;
         }
-        self.start(end..(end + self.window).min(self.end));
+        self.start(end..end.saturating_add(self.window).min(self.end));
     }
 
     /// Takes `range` as resident at once if `mincore` (where truthful) says
@@ -301,7 +317,7 @@ fn populate(
     exact: bool,
     report: impl Fn(u64),
 ) -> io::Result<()> {
-    let first_step = range.start..range.end.min(range.start + BLOCKING_STEP);
+    let first_step = range.start..range.end.min(range.start.saturating_add(BLOCKING_STEP));
     region.will_need(if exact { range.clone() } else { first_step })?;
     for step in steps(range, BLOCKING_STEP) {
         region.populate(step.clone(), mode)?;
@@ -318,4 +334,38 @@ fn populate(
         std::thread::yield_now(); // see `BLOCKING_STEP`
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: u64 = 4096;
+    const MIB: u64 = 1 << 20;
+
+    fn clamped(initial: u64, max: u64, len: u64) -> (u64, u64) {
+        let window = Window { initial, max }.clamped(len, PAGE);
+        (window.initial, window.max)
+    }
+
+    #[test]
+    fn windows_are_at_least_a_page() {
+        assert_eq!(clamped(0, 0, 100 * MIB), (PAGE, PAGE));
+        assert_eq!(clamped(1, 32 * MIB, 100 * MIB), (PAGE, 32 * MIB));
+        assert_eq!(clamped(0, 0, 1), (PAGE, PAGE));
+    }
+
+    #[test]
+    fn windows_are_at_most_the_region() {
+        assert_eq!(clamped(u64::MAX, u64::MAX, 10 * MIB), (10 * MIB, 10 * MIB));
+        assert_eq!(clamped(2 * MIB, 32 * MIB, 3 * MIB), (2 * MIB, 3 * MIB));
+        assert_eq!(clamped(2 * MIB, 32 * MIB, 100), (PAGE, PAGE));
+        assert_eq!(clamped(u64::MAX, u64::MAX, 0), (PAGE, PAGE));
+    }
+
+    #[test]
+    fn the_initial_window_never_exceeds_the_maximum() {
+        assert_eq!(clamped(8 * MIB, 2 * MIB, 100 * MIB), (2 * MIB, 2 * MIB));
+        assert_eq!(clamped(2 * MIB, 32 * MIB, 100 * MIB), (2 * MIB, 32 * MIB));
+    }
 }

@@ -1,9 +1,11 @@
 //! Linux system calls (the only platform so far: see `sys/mod.rs`).
 
 use std::ffi::CString;
-use std::fs::File;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 
 /// Converts a `-1`-on-error return value into an `io::Result`.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -85,6 +87,35 @@ pub(crate) fn flock(fd: impl AsFd, op: Flock) -> io::Result<bool> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Opens the file at `path` with `options` and returns it with its metadata,
+/// refusing anything but a regular file with `InvalidInput`. The open never
+/// waits: it is made with `O_NONBLOCK`, without which opening a FIFO blocks
+/// until a writer comes (forever, for a log path replaced by a FIFO), and
+/// the flag is cleared again before the file is returned.
+pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<(File, Metadata)> {
+    let file = options.custom_flags(libc::O_NONBLOCK).open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    // SAFETY: the descriptor is borrowed for the duration of the call.
+    let flags = check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above; the flags are the file's own, less O_NONBLOCK.
+    check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
+    Ok((file, metadata))
+}
+
+/// A file's identity: which inode on which device.
+pub(crate) type FileId = (u64, u64);
+
+/// The identity of the file behind `metadata`.
+pub(crate) fn file_id(metadata: &Metadata) -> FileId {
+    (metadata.dev(), metadata.ino())
 }
 
 /// Grows `file` from `from` to `to` bytes with disk blocks allocated, so that

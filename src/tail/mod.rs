@@ -18,6 +18,7 @@
 //! truncation under a copy is caught (see `sys::guarded_copy`) and treated
 //! like any other truncation.
 
+mod options;
 mod source;
 mod watcher;
 
@@ -32,7 +33,9 @@ use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 use tokio::runtime::Handle;
 
 use crate::budget::Budget;
-use source::{file_id, Source};
+use crate::sys::file_id;
+pub use options::TailOptions;
+use source::Source;
 use watcher::Watcher;
 
 /// How many bytes one fill of the tail's buffer copies at most.
@@ -53,7 +56,15 @@ const BUFFER: usize = 64 << 10;
 ///   holds for `tail -F`).
 /// - Rename or delete rotation: when the path names a new file, the tail
 ///   first reads what is left of the old one, then the new one from its
-///   start. If the path is gone, it waits for a file to appear there.
+///   start. If the path is gone, or names something other than a regular
+///   file (a FIFO, say), it waits for a regular file to appear there.
+/// - A path with no file yet: [`Tail::follow`] fails with `NotFound`;
+///   [`Tail::options`] with [`wait_for_file`](TailOptions::wait_for_file)
+///   waits for the file and reads it from its start.
+/// - Lines that are not UTF-8: tokio's
+///   [`lines`](tokio::io::AsyncBufReadExt::lines) fails on the first one with
+///   `InvalidData`; [`next_line_lossy`](Tail::next_line_lossy) replaces the
+///   bad bytes instead, as logs need.
 ///
 /// # Examples
 ///
@@ -72,11 +83,15 @@ const BUFFER: usize = 64 << 10;
 /// ```
 pub struct Tail {
     path: PathBuf,
-    source: Source,
+    /// The file being read; `None` while waiting for one to appear.
+    source: Option<Source>,
     pos: u64,
     buf: Box<[u8]>,
     /// The part of `buf` not yet handed out.
     filled: std::ops::Range<usize>,
+    /// The start of a line that [`next_line_lossy`](Tail::next_line_lossy)
+    /// has taken but not yet returned.
+    line: Vec<u8>,
     watcher: Watcher,
     liveness: Arc<()>,
     budget: Budget,
@@ -86,11 +101,14 @@ impl Tail {
     /// Starts following the file at `path` from `start` (`SeekFrom::End(0)`
     /// for new lines only, `SeekFrom::Start(0)` for the whole file;
     /// `Current` counts from the start). Call it inside a tokio runtime.
+    /// To wait for a file that is not there yet, see
+    /// [`TailOptions::wait_for_file`].
     ///
     /// # Errors
     ///
     /// `NotFound` if there is no file at `path`; `InvalidInput` if it is not
-    /// a regular file (a directory, say) or `start` is outside it; an
+    /// a regular file (a directory or a FIFO, say: the open never waits for a
+    /// FIFO's writer) or `start` is outside it; an
     /// error of kind `Other` outside a tokio runtime, or in one without IO
     /// and timers enabled.
     ///
@@ -113,27 +131,44 @@ impl Tail {
     /// # }
     /// ```
     pub fn follow(path: impl AsRef<Path>, start: SeekFrom) -> io::Result<Tail> {
-        let path = path.as_ref().to_path_buf();
+        Self::options().follow(path, start)
+    }
+
+    /// A builder for following a file with other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("later.log");
+    /// let tail = mapview::Tail::options()
+    ///     .wait_for_file(true)
+    ///     .follow(&path, std::io::SeekFrom::End(0))?;
+    /// # drop(tail);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn options() -> TailOptions {
+        TailOptions::default()
+    }
+
+    /// Follows `path` from `start`; with `wait_for_file`, a missing file is
+    /// waited for instead of being `NotFound`.
+    fn new(path: &Path, start: SeekFrom, wait_for_file: bool) -> io::Result<Tail> {
+        let path = path.to_path_buf();
         Handle::try_current()
             .map_err(|_| io::Error::other("Tail::follow must be called inside a tokio runtime"))?;
         let liveness = Arc::new(());
-        let source = Source::open(&path, Arc::clone(&liveness))?;
-        let pos = match start {
-            SeekFrom::Start(offset) => Some(offset),
-            SeekFrom::End(delta) => source.len().checked_add_signed(delta),
-            SeekFrom::Current(delta) => 0u64.checked_add_signed(delta),
-        }
-        .filter(|&pos| pos <= source.len())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{start:?} is outside {} ({} bytes)",
-                    path.display(),
-                    source.len()
-                ),
-            )
-        })?;
+        let (source, pos) = match Source::open(&path, Arc::clone(&liveness)) {
+            Ok(source) => {
+                let pos = start_position(&source, start, &path)?;
+                (Some(source), pos)
+            }
+            Err(e) if wait_for_file && e.kind() == io::ErrorKind::NotFound => (None, 0),
+            Err(e) => return Err(e),
+        };
         let watcher = Watcher::new(&path)?;
         Ok(Tail {
             path,
@@ -141,6 +176,7 @@ impl Tail {
             pos,
             buf: vec![0; BUFFER].into_boxed_slice(),
             filled: 0..0,
+            line: Vec::new(),
             watcher,
             liveness,
             budget: Budget::default(),
@@ -166,7 +202,8 @@ impl Tail {
         &self.path
     }
 
-    /// The read position in the file being read now.
+    /// The read position in the file being read now (0 while waiting for a
+    /// file to appear).
     ///
     /// # Examples
     ///
@@ -190,11 +227,77 @@ impl Tail {
         self.pos - self.filled.len() as u64
     }
 
+    /// The next line, without its `\n` (or `\r\n`), with any bytes that are
+    /// not UTF-8 replaced by U+FFFD (as [`String::from_utf8_lossy`] does).
+    /// Waits until a whole line is there: a tail never ends.
+    ///
+    /// Use it for logs that may hold other bytes: tokio's
+    /// [`lines`](tokio::io::AsyncBufReadExt::lines) fails with
+    /// `InvalidData` on such a line (which ends the usual
+    /// `while let Some(line) = lines.next_line().await?` loop). For the raw
+    /// bytes of each line, use
+    /// [`split(b'\n')`](tokio::io::AsyncBufReadExt::split).
+    ///
+    /// Cancel safe: a line cut short by dropping the future is kept, and the
+    /// next call returns it whole. (Reading the tail another way meanwhile
+    /// reads on after the part already taken.)
+    ///
+    /// # Errors
+    ///
+    /// An error of reading the file, as for
+    /// [`poll_fill_buf`](AsyncBufRead::poll_fill_buf).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, b"caf\xe9 ok\r\nnext\n")?;
+    /// let mut tail = mapview::Tail::follow(&path, std::io::SeekFrom::Start(0))?;
+    /// assert_eq!(tail.next_line_lossy().await?, "caf\u{fffd} ok");
+    /// assert_eq!(tail.next_line_lossy().await?, "next");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn next_line_lossy(&mut self) -> io::Result<String> {
+        std::future::poll_fn(|cx| self.poll_next_line_lossy(cx)).await
+    }
+
+    fn poll_next_line_lossy(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<String>> {
+        loop {
+            ready!(self.poll_buffered(cx))?;
+            let available = &self.buf[self.filled.clone()];
+            let (taken, complete) = match available.iter().position(|&b| b == b'\n') {
+                Some(newline) => (newline + 1, true),
+                None => (available.len(), false),
+            };
+            self.line.extend_from_slice(&available[..taken]);
+            self.filled.start += taken;
+            if complete {
+                let line = std::mem::take(&mut self.line);
+                return Poll::Ready(Ok(lossy_line(line)));
+            }
+        }
+    }
+
+    /// Makes sure the buffer holds bytes not yet handed out, waiting for
+    /// them if need be (within the task's time slice).
+    fn poll_buffered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.filled.is_empty() {
+            let progress = ready!(self.budget.poll_proceed(cx));
+            ready!(self.poll_fill(cx))?;
+            progress.made_progress();
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// Fills the buffer with the next bytes, waiting for them if need be.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            if self.pos < self.source.len() {
-                match ready!(self.source.poll_available(cx, self.pos)) {
+            if let Some(source) = self.source.as_mut().filter(|s| self.pos < s.len()) {
+                match ready!(source.poll_available(cx, self.pos)) {
                     Ok(available) => match self.copy(available) {
                         Ok(()) => return Poll::Ready(Ok(())),
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.restart()?,
@@ -215,8 +318,11 @@ impl Tail {
 
     /// Copies up to `available` bytes at the read position into the buffer.
     fn copy(&mut self, available: u64) -> io::Result<()> {
+        let Some(source) = &self.source else {
+            return Ok(());
+        };
         let len = available.min(self.buf.len() as u64) as usize;
-        self.source.copy_out(self.pos, &mut self.buf[..len])?;
+        source.copy_out(self.pos, &mut self.buf[..len])?;
         self.filled = 0..len;
         self.pos += len as u64;
         Ok(())
@@ -225,26 +331,36 @@ impl Tail {
     /// The file was truncated under a copy: map it afresh and read it again
     /// from the start.
     fn restart(&mut self) -> io::Result<()> {
-        let len = self.source.refresh_len()?;
-        self.source.remap(len)?;
+        if let Some(source) = &mut self.source {
+            let len = source.refresh_len()?;
+            source.remap(len)?;
+        }
         self.pos = 0;
         Ok(())
     }
 
     /// At the end of what is known: has the file grown, shrunk or been
-    /// replaced? Returns whether there may be more to read now.
+    /// replaced (or, while there is none, appeared)? Returns whether there
+    /// may be more to read now.
     fn look_again(&mut self) -> io::Result<bool> {
-        let before = self.source.len();
-        let len = self.source.refresh_len()?;
-        if len < self.pos {
-            self.restart()?;
-            return Ok(true);
+        if let Some(source) = &mut self.source {
+            let before = source.len();
+            let len = source.refresh_len()?;
+            if len < self.pos {
+                self.restart()?;
+                return Ok(true);
+            }
+            if len > before {
+                return Ok(true);
+            }
         }
-        if len > before {
-            return Ok(true);
-        }
+        // Only a regular file takes over: something else at the path (a
+        // FIFO, say) is waited out like a missing file.
         let replaced = match std::fs::metadata(&self.path) {
-            Ok(metadata) => file_id(&metadata) != self.source.id(),
+            Ok(metadata) => {
+                metadata.is_file()
+                    && Some(file_id(&metadata)) != self.source.as_ref().map(Source::id)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
         };
@@ -253,26 +369,62 @@ impl Tail {
         }
         match Source::open(&self.path, Arc::clone(&self.liveness)) {
             Ok(source) => {
-                self.source = source;
+                self.source = Some(source);
                 self.pos = 0;
                 self.watcher.watch_file(&self.path);
                 Ok(true)
             }
-            // Gone again, or not a regular file yet: wait for the next change.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            // Gone again, or not a regular file after all: wait for the next
+            // change.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::InvalidInput
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Where reading starts in `source` for `start`; `InvalidInput` outside it.
+fn start_position(source: &Source, start: SeekFrom, path: &Path) -> io::Result<u64> {
+    match start {
+        SeekFrom::Start(offset) => Some(offset),
+        SeekFrom::End(delta) => source.len().checked_add_signed(delta),
+        SeekFrom::Current(delta) => 0u64.checked_add_signed(delta),
+    }
+    .filter(|&pos| pos <= source.len())
+    .ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{start:?} is outside {} ({} bytes)",
+                path.display(),
+                source.len()
+            ),
+        )
+    })
+}
+
+/// `line` (ending in `\n`) without its line ending, as text.
+fn lossy_line(mut line: Vec<u8>) -> String {
+    line.pop();
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    match String::from_utf8(line) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }
 
 impl AsyncBufRead for Tail {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        if this.filled.is_empty() {
-            let progress = ready!(this.budget.poll_proceed(cx));
-            ready!(this.poll_fill(cx))?;
-            progress.made_progress();
-        }
+        ready!(this.poll_buffered(cx))?;
         Poll::Ready(Ok(&this.buf[this.filled.clone()]))
     }
 

@@ -7,9 +7,8 @@
 //!   prefetch never goes past len; pages past it are never touched
 //! ```
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use crate::object::{Access, Backing, Object};
 use crate::range::Span;
 use crate::region::Region;
 use crate::stream::prefetch::{Prefetcher, Window};
-use crate::sys::Populate;
+use crate::sys::{self, file_id, FileId, Populate};
 
 /// How far past the end of the file the mapping reaches (rounded up to this).
 const HEADROOM: u64 = 64 << 20;
@@ -27,14 +26,6 @@ const WINDOW: Window = Window {
     initial: 256 << 10,
     max: 8 << 20,
 };
-
-/// A file's identity: which inode on which device.
-pub(crate) type FileId = (u64, u64);
-
-/// The identity of the file behind `metadata`.
-pub(crate) fn file_id(metadata: &std::fs::Metadata) -> FileId {
-    (metadata.dev(), metadata.ino())
-}
 
 /// The file being followed, its mapping and its prefetcher.
 #[derive(Debug)]
@@ -49,16 +40,10 @@ pub(crate) struct Source {
 }
 
 impl Source {
-    /// Opens and maps the regular file at `path`.
+    /// Opens and maps the regular file at `path` (`InvalidInput` for anything
+    /// else, without waiting: see `sys::open_regular`).
     pub(crate) fn open(path: &Path, liveness: Arc<()>) -> io::Result<Self> {
-        let file = File::open(path)?;
-        let metadata = file.metadata()?;
-        if !metadata.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is not a regular file", path.display()),
-            ));
-        }
+        let (file, metadata) = sys::open_regular(path, OpenOptions::new().read(true))?;
         let len = metadata.len();
         let object = Arc::new(Object {
             file,

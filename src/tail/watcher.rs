@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tokio::runtime::Handle;
 use tokio::time::{sleep, Sleep};
 
 use crate::driver::with_drivers;
@@ -99,5 +100,23 @@ impl Watcher {
     fn reset_timer(&mut self) {
         let deadline = tokio::time::Instant::now() + FALLBACK;
         self.timer.as_mut().reset(deadline);
+    }
+}
+
+impl Drop for Watcher {
+    /// Closes the inotify instance on the blocking pool when a runtime is at
+    /// hand. Closing one waits in the kernel until its watches are torn down
+    /// (an SRCU grace period, typically 5-15 ms), which would stall the async
+    /// worker that drops a `Tail`: `strace -T` shows it on `close`.
+    fn drop(&mut self) {
+        let Some(inotify) = self.inotify.take() else {
+            return;
+        };
+        let fd = inotify.into_inner(); // deregistered from the reactor here
+        if let Ok(runtime) = Handle::try_current() {
+            // If the runtime is shutting down, the closure is dropped unrun,
+            // which closes the descriptor right there: nothing leaks.
+            drop(runtime.spawn_blocking(move || drop(fd)));
+        }
     }
 }

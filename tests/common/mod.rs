@@ -179,8 +179,63 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Appends `text` to the file at `path` (creating it), as a logging program
+/// would.
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
 /// Cuts the file at `path` to `len` bytes, as another program would.
 pub fn truncate(path: &Path, len: u64) {
     let file = std::fs::OpenOptions::new().write(true).open(path);
     file.and_then(|f| f.set_len(len)).expect("truncate");
+}
+
+/// A small tmpfs mounted on a temporary directory while it lives.
+pub struct SmallFileSystem(tempfile::TempDir);
+
+impl SmallFileSystem {
+    /// `None` unless this process may mount (root, with the capability:
+    /// a container may withhold it).
+    pub fn mount(bytes: usize) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let target = std::ffi::CString::new(dir.path().to_str().unwrap()).unwrap();
+        let options = std::ffi::CString::new(format!("size={bytes}")).unwrap();
+        // SAFETY: valid C strings; mounting changes nothing of this process.
+        let ret = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                options.as_ptr().cast(),
+            )
+        };
+        if ret != 0 {
+            eprintln!("mount tmpfs: {}", std::io::Error::last_os_error());
+            return None;
+        }
+        Some(Self(dir))
+    }
+}
+
+impl SmallFileSystem {
+    /// The directory the file system is mounted on.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for SmallFileSystem {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new(self.0.path().to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string naming the mount made in `mount`.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
 }
