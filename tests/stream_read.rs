@@ -7,7 +7,7 @@ use std::io::{ErrorKind, SeekFrom};
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use mapview::{MappedFile, StreamOptions, ViewStream};
+use mapview::{MappedFile, Pager, StreamOptions, ViewStream};
 use proptest::prelude::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
 use tokio_test::{assert_pending, assert_ready};
@@ -182,7 +182,11 @@ fn cold_pages_make_the_first_poll_pending_and_the_prefetcher_wakes_it() {
     let mut buf = vec![0u8; 64 << 10];
     {
         let mut read = tokio_test::task::spawn(stream.read(&mut buf));
-        assert_pending!(read.poll());
+        {
+            // Held back, the job cannot deliver before the poll parks.
+            let _paused = Pager::current().pause();
+            assert_pending!(read.poll());
+        }
         eventually("the prefetcher wakes the task", || read.is_woken());
         let n = assert_ready!(read.poll()).unwrap();
         assert_eq!(n, 64 << 10);
@@ -361,10 +365,12 @@ fn dropping_a_stream_ends_its_background_work() {
     let watch = stream.background();
     let mut buf = [0u8; 100];
     let mut read = tokio_test::task::spawn(stream.read(&mut buf));
-    assert_pending!(read.poll()); // a job is in flight now
+    let paused = Pager::current().pause();
+    assert_pending!(read.poll()); // a job is queued now
     drop(read);
     assert!(!watch.is_finished());
     drop(stream);
+    drop(paused);
     eventually("the background work ends with the stream", || {
         watch.is_finished()
     });
@@ -522,6 +528,18 @@ fn a_stream_that_yields_is_woken_only_after_the_runtime_ran_its_timers() {
     }));
 }
 
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill in.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(ret, 0);
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
 #[test]
 fn a_hot_stream_yields_to_the_other_tasks_of_its_thread() {
     let dir = tempfile::tempdir().unwrap();
@@ -543,9 +561,11 @@ fn a_hot_stream_yields_to_the_other_tasks_of_its_thread() {
         // 1 MiB reads: tokio's budget alone (128 polls) would let this task
         // read all 64 MiB without letting the ticker run once.
         let mut buf = vec![0u8; 1 << 20];
-        let start = std::time::Instant::now();
+        // The thread's CPU time, not the wall clock: on a loaded machine the
+        // thread waits for a CPU, and neither task runs meanwhile.
+        let start = thread_cpu_time();
         while stream.read(&mut buf).await.unwrap() > 0 {}
-        let elapsed = start.elapsed();
+        let elapsed = thread_cpu_time() - start;
         ticker.abort();
         (
             ticks.load(std::sync::atomic::Ordering::Relaxed) - before,

@@ -11,4 +11,4 @@
 mod pager;
 mod queue;
 
-pub use pager::{Pager, PagerBuilder};
+pub use pager::{Pager, PagerBuilder, Paused};

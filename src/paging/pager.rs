@@ -118,6 +118,15 @@ impl Pager {
         self.shared.max_threads
     }
 
+    /// Holds back every queued and new task until the guard drops, so that
+    /// a test can see a stream wait for its background work: a hook for the
+    /// crate's own tests, outside the documented API.
+    #[doc(hidden)]
+    pub fn pause(&self) -> Paused<'_> {
+        self.shared.queue().pause();
+        Paused(self)
+    }
+
     /// Queues `work` and sees that a thread will run it. `urgent` marks the
     /// task to run before the others while it is set (its stream waits).
     ///
@@ -148,6 +157,19 @@ impl Pager {
             }
         }
         Ok(())
+    }
+}
+
+/// Holds the pager's tasks back while alive, from [`Pager::pause`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Paused<'a>(&'a Pager);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        if self.0.shared.queue().resume() {
+            self.0.shared.work_queued.notify_all();
+        }
     }
 }
 

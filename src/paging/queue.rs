@@ -27,6 +27,9 @@ pub(crate) struct Queue<W> {
     threads: usize,
     idle: usize,
     max_threads: usize,
+    /// While above 0, no task is handed out (a test hook: see
+    /// `Pager::pause`).
+    paused: usize,
 }
 
 /// What the caller of [`Queue::push`] should do next.
@@ -47,6 +50,7 @@ impl<W> Queue<W> {
             threads: 0,
             idle: 0,
             max_threads: max_threads.max(1),
+            paused: 0,
         }
     }
 
@@ -64,8 +68,12 @@ impl<W> Queue<W> {
         }
     }
 
-    /// The task to run next: the oldest urgent one, else the oldest.
+    /// The task to run next: the oldest urgent one, else the oldest. None
+    /// while paused.
     pub(crate) fn pop(&mut self) -> Option<Task<W>> {
+        if self.paused > 0 {
+            return None;
+        }
         let urgent = self
             .tasks
             .iter()
@@ -74,6 +82,17 @@ impl<W> Queue<W> {
             Some(at) => self.tasks.remove(at),
             None => self.tasks.pop_front(),
         }
+    }
+
+    /// Holds back every task until as many `resume` calls.
+    pub(crate) fn pause(&mut self) {
+        self.paused += 1;
+    }
+
+    /// Undoes one `pause`. Returns whether tasks flow again.
+    pub(crate) fn resume(&mut self) -> bool {
+        self.paused -= 1;
+        self.paused == 0
     }
 
     /// A thread found nothing to do and is about to wait.
@@ -142,6 +161,19 @@ mod tests {
         c_waits.store(true, Ordering::Release);
         b_waits.store(true, Ordering::Release);
         assert_eq!(drain(&mut queue), ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn a_paused_queue_hands_out_nothing_until_resumed() {
+        let mut queue = Queue::new(2);
+        queue.push(task("a").0);
+        queue.pause();
+        queue.pause();
+        assert!(queue.pop().is_none());
+        assert!(!queue.resume());
+        assert!(queue.pop().is_none());
+        assert!(queue.resume());
+        assert_eq!(drain(&mut queue), ["a"]);
     }
 
     #[test]

@@ -319,6 +319,7 @@ fn populate(
 ) -> io::Result<()> {
     let first_step = range.start..range.end.min(range.start.saturating_add(BLOCKING_STEP));
     region.will_need(if exact { range.clone() } else { first_step })?;
+    let range_end = range.end;
     for step in steps(range, BLOCKING_STEP) {
         region.populate(step.clone(), mode)?;
         if mode == Populate::Read {
@@ -330,7 +331,12 @@ fn populate(
             // every window is touched.)
             region.touch(step.clone())?;
         }
-        report(step.end);
+        if step.end < range_end {
+            // The last step is reported by the job's end, in one hand-off:
+            // a reader woken by its report would otherwise see the job
+            // still busy and not start the next window.
+            report(step.end);
+        }
         std::thread::yield_now(); // see `BLOCKING_STEP`
     }
     Ok(())
