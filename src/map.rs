@@ -149,6 +149,9 @@ impl MapOptions {
             let (file, metadata) = sys::open_regular(path, &mut options)?;
             return Ok((file, metadata, false));
         }
+        // A file removed between the two opens is created after all; a few
+        // rounds, so that a path that keeps coming and going cannot hold us.
+        let mut rounds = 0;
         loop {
             match sys::open_regular(path, options.clone().create_new(true)) {
                 Ok((file, metadata)) => return Ok((file, metadata, true)),
@@ -156,10 +159,8 @@ impl MapOptions {
                 Err(e) => return Err(e),
             }
             match sys::open_regular(path, &mut options) {
-                Ok((file, metadata)) => return Ok((file, metadata, false)),
-                // Removed between the two opens: create it after all.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && rounds < 3 => rounds += 1,
+                opened => return opened.map(|(file, metadata)| (file, metadata, false)),
             }
         }
     }
