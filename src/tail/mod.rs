@@ -93,7 +93,6 @@ pub struct Tail {
     /// has taken but not yet returned.
     line: Vec<u8>,
     watcher: Watcher,
-    runtime: Handle,
     liveness: Arc<()>,
     budget: Budget,
 }
@@ -112,6 +111,25 @@ impl Tail {
     /// FIFO's writer) or `start` is outside it; an
     /// error of kind `Other` outside a tokio runtime, or in one without IO
     /// and timers enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use std::io::{SeekFrom, Write};
+    /// use tokio::io::AsyncBufReadExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "old line\n")?;
+    /// let mut lines = mapview::Tail::follow(&path, SeekFrom::End(0))?.lines();
+    /// let mut log = std::fs::OpenOptions::new().append(true).open(&path)?;
+    /// writeln!(log, "new line")?; // usually another process
+    /// assert_eq!(lines.next_line().await?.as_deref(), Some("new line"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn follow(path: impl AsRef<Path>, start: SeekFrom) -> io::Result<Tail> {
         Self::options().follow(path, start)
     }
@@ -140,10 +158,10 @@ impl Tail {
     /// waited for instead of being `NotFound`.
     fn new(path: &Path, start: SeekFrom, wait_for_file: bool) -> io::Result<Tail> {
         let path = path.to_path_buf();
-        let runtime = Handle::try_current()
+        Handle::try_current()
             .map_err(|_| io::Error::other("Tail::follow must be called inside a tokio runtime"))?;
         let liveness = Arc::new(());
-        let (source, pos) = match Source::open(&path, runtime.clone(), Arc::clone(&liveness)) {
+        let (source, pos) = match Source::open(&path, Arc::clone(&liveness)) {
             Ok(source) => {
                 let pos = start_position(&source, start, &path)?;
                 (Some(source), pos)
@@ -151,10 +169,7 @@ impl Tail {
             Err(e) if wait_for_file && e.kind() == io::ErrorKind::NotFound => (None, 0),
             Err(e) => return Err(e),
         };
-        let watcher = {
-            let _guard = runtime.enter();
-            Watcher::new(&path)?
-        };
+        let watcher = Watcher::new(&path)?;
         Ok(Tail {
             path,
             source,
@@ -163,19 +178,51 @@ impl Tail {
             filled: 0..0,
             line: Vec::new(),
             watcher,
-            runtime,
             liveness,
             budget: Budget::default(),
         })
     }
 
     /// The path being followed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "a line\n")?;
+    /// let tail = mapview::Tail::follow(&path, std::io::SeekFrom::Start(0))?;
+    /// assert_eq!(tail.path(), path);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// The read position in the file being read now (0 while waiting for a
     /// file to appear).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "0123456789")?;
+    /// let mut tail = mapview::Tail::follow(&path, std::io::SeekFrom::Start(4))?;
+    /// assert_eq!(tail.position(), 4);
+    /// let mut three = [0; 3];
+    /// tail.read_exact(&mut three).await?;
+    /// assert_eq!((&three, tail.position()), (b"456", 7));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn position(&self) -> u64 {
         self.pos - self.filled.len() as u64
     }
@@ -320,7 +367,7 @@ impl Tail {
         if !replaced {
             return Ok(false);
         }
-        match Source::open(&self.path, self.runtime.clone(), Arc::clone(&self.liveness)) {
+        match Source::open(&self.path, Arc::clone(&self.liveness)) {
             Ok(source) => {
                 self.source = Some(source);
                 self.pos = 0;

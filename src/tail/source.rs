@@ -12,8 +12,6 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::runtime::Handle;
-
 use crate::object::{Access, Backing, Object};
 use crate::range::Span;
 use crate::region::Region;
@@ -38,14 +36,13 @@ pub(crate) struct Source {
     prefetch: Prefetcher,
     /// The file's length when last looked at.
     len: u64,
-    runtime: Handle,
     liveness: Arc<()>,
 }
 
 impl Source {
     /// Opens and maps the regular file at `path` (`InvalidInput` for anything
     /// else, without waiting: see `sys::open_regular`).
-    pub(crate) fn open(path: &Path, runtime: Handle, liveness: Arc<()>) -> io::Result<Self> {
+    pub(crate) fn open(path: &Path, liveness: Arc<()>) -> io::Result<Self> {
         let (file, metadata) = sys::open_regular(path, OpenOptions::new().read(true))?;
         let len = metadata.len();
         let object = Arc::new(Object {
@@ -54,14 +51,13 @@ impl Source {
             capacity: len,
             backing: Backing::Persisted,
         });
-        let (region, prefetch) = map(&object, len, &runtime, &liveness)?;
+        let (region, prefetch) = map(&object, len, &liveness)?;
         Ok(Self {
             object,
             id: file_id(&metadata),
             region,
             prefetch,
             len,
-            runtime,
             liveness,
         })
     }
@@ -89,7 +85,7 @@ impl Source {
     /// Maps the file afresh, for a length of `len`: after it outgrew the
     /// mapping, or after a truncation poisoned the old one.
     pub(crate) fn remap(&mut self, len: u64) -> io::Result<()> {
-        let (region, prefetch) = map(&self.object, len, &self.runtime, &self.liveness)?;
+        let (region, prefetch) = map(&self.object, len, &self.liveness)?;
         self.region = region;
         self.prefetch = prefetch;
         self.len = len;
@@ -118,7 +114,6 @@ impl Source {
 fn map(
     object: &Arc<Object>,
     len: u64,
-    runtime: &Handle,
     liveness: &Arc<()>,
 ) -> io::Result<(Arc<Region>, Prefetcher)> {
     let mapped = (len + 1).next_multiple_of(HEADROOM);
@@ -129,12 +124,7 @@ fn map(
             len: mapped,
         },
     )?);
-    let mut prefetch = Prefetcher::new(
-        Arc::clone(&region),
-        runtime.clone(),
-        Arc::clone(liveness),
-        WINDOW,
-    );
+    let mut prefetch = Prefetcher::new(Arc::clone(&region), Arc::clone(liveness), WINDOW);
     prefetch.set_end(len);
     Ok((region, prefetch))
 }
