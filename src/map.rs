@@ -244,6 +244,9 @@ impl MapOptions {
             let (file, metadata) = sys::open_regular(path, &mut options)?;
             return Ok((file, metadata, false));
         }
+        // A file removed between the two opens is created after all; a few
+        // rounds, so that a path that keeps coming and going cannot hold us.
+        let mut rounds = 0;
         loop {
             match sys::open_regular(path, options.clone().create_new(true)) {
                 Ok((file, metadata)) => return Ok((file, metadata, true)),
@@ -251,10 +254,8 @@ impl MapOptions {
                 Err(e) => return Err(e),
             }
             match sys::open_regular(path, &mut options) {
-                Ok((file, metadata)) => return Ok((file, metadata, false)),
-                // Removed between the two opens: create it after all.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && rounds < 3 => rounds += 1,
+                opened => return opened.map(|(file, metadata)| (file, metadata, false)),
             }
         }
     }
@@ -609,9 +610,9 @@ impl MappedFile {
     }
 
     /// A sequential, async view of `range`: see [`ViewStream`]. Call it inside
-    /// a tokio runtime (its background work runs on the [`Pager`](crate::Pager)). An
-    /// empty range gives a stream that is at its end at once (reads return
-    /// 0 bytes, writes `Ok(0)`).
+    /// a tokio runtime (its background work runs on the [`Pager`](crate::Pager)).
+    /// An empty range gives a stream that is at its end at once (reads
+    /// return 0 bytes, writes `Ok(0)`).
     ///
     /// # Errors
     ///

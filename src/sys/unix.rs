@@ -90,18 +90,33 @@ pub(crate) fn flock(fd: impl AsFd, op: Flock) -> io::Result<bool> {
 }
 
 /// Opens the file at `path` with `options` and returns it with its metadata,
-/// refusing anything but a regular file with `InvalidInput`. The open never
-/// waits: it is made with `O_NONBLOCK`, without which opening a FIFO blocks
-/// until a writer comes (forever, for a log path replaced by a FIFO), and
-/// the flag is cleared again before the file is returned.
+/// refusing anything but a regular file with `InvalidInput`, without waiting
+/// and without side effects on other kinds of files:
+///
+/// - It looks before it opens: opening a device or a FIFO can do something of
+///   its own (a writer waiting on a FIFO is let through, only to get `EPIPE`
+///   when we close it again).
+/// - The open itself, for a path swapped in between, uses `O_NONBLOCK`, without
+///   which opening a FIFO blocks until a writer comes (forever, for a log path
+///   replaced by a FIFO), and `O_NOCTTY`; `fstat` then checks the file, and
+///   `O_NONBLOCK` is cleared again before the file is returned.
 pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<(File, Metadata)> {
-    let file = options.custom_flags(libc::O_NONBLOCK).open(path)?;
-    let metadata = file.metadata()?;
-    if !metadata.is_file() {
-        return Err(io::Error::new(
+    let not_regular = || {
+        io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{} is not a regular file", path.display()),
-        ));
+        )
+    };
+    // Absent (to be created, perhaps) or not accessible: the open tells.
+    if std::fs::metadata(path).is_ok_and(|metadata| !metadata.is_file()) {
+        return Err(not_regular());
+    }
+    let file = options
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(not_regular());
     }
     // SAFETY: the descriptor is borrowed for the duration of the call.
     let flags = check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) })?;

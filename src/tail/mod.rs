@@ -18,6 +18,7 @@
 //! truncation under a copy is caught (see `sys::guarded_copy`) and treated
 //! like any other truncation.
 
+mod instances;
 mod options;
 mod source;
 mod watcher;

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::runtime::Handle;
 use tokio::time::{sleep, Sleep};
 
+use super::instances;
 use crate::driver::with_drivers;
 use crate::sys::inotify::{self, Watch};
 
@@ -25,6 +25,7 @@ const FALLBACK: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Watcher {
     inotify: Option<AsyncFd<OwnedFd>>,
+    dir_watch: Option<i32>,
     file_watch: Option<i32>,
     timer: Pin<Box<Sleep>>,
 }
@@ -40,7 +41,7 @@ impl Watcher {
     /// (tokio panics then; the panic is caught here).
     pub(crate) fn new(path: &Path) -> io::Result<Self> {
         let register = || {
-            let inotify = inotify::inotify().ok().and_then(|fd| {
+            let inotify = instances::take().ok().and_then(|fd| {
                 // SAFETY: the AsyncFd owns `fd`, which stays open and the same
                 // for its whole life.
                 unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
@@ -50,16 +51,18 @@ impl Watcher {
         let (inotify, timer) = with_drivers("Tail", "IO and timers", register)?;
         let mut watcher = Self {
             inotify,
+            dir_watch: None,
             file_watch: None,
             timer,
         };
         if let Some(fd) = &watcher.inotify {
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-            let _ = inotify::add_watch(
+            watcher.dir_watch = inotify::add_watch(
                 fd.get_ref(),
                 dir.unwrap_or(Path::new(".")),
                 Watch::Directory,
-            );
+            )
+            .ok();
         }
         watcher.watch_file(path);
         Ok(watcher)
@@ -104,19 +107,19 @@ impl Watcher {
 }
 
 impl Drop for Watcher {
-    /// Closes the inotify instance on the blocking pool when a runtime is at
-    /// hand. Closing one waits in the kernel until its watches are torn down
-    /// (an SRCU grace period, typically 5-15 ms), which would stall the async
-    /// worker that drops a `Tail`: `strace -T` shows it on `close`.
+    /// Removes the watches and leaves the instance for the next tail (see
+    /// `instances`): closing it here would stall the worker.
     fn drop(&mut self) {
         let Some(inotify) = self.inotify.take() else {
             return;
         };
         let fd = inotify.into_inner(); // deregistered from the reactor here
-        if let Ok(runtime) = Handle::try_current() {
-            // If the runtime is shutting down, the closure is dropped unrun,
-            // which closes the descriptor right there: nothing leaks.
-            drop(runtime.spawn_blocking(move || drop(fd)));
+        for wd in [self.file_watch.take(), self.dir_watch.take()]
+            .into_iter()
+            .flatten()
+        {
+            inotify::remove_watch(&fd, wd);
         }
+        instances::give_back(fd);
     }
 }
