@@ -119,6 +119,9 @@ pub fn create(name: &str, capacity: usize) -> io::Result<PipeWriter> {
 ///   exactly one.
 /// - `InvalidData` if the shared memory is not a pipe or its header is
 ///   corrupt.
+/// - `PermissionDenied` if the shared memory is owned by another user, or
+///   has group or other permission bits (someone else may read or forge
+///   it).
 /// - `InvalidInput` for a bad name.
 /// - An error of kind `Other` when called outside a tokio runtime, or in
 ///   one without its IO driver.

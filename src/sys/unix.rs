@@ -392,3 +392,10 @@ mod tests {
         .unwrap();
     }
 }
+
+/// The calling process's effective user id: the owner of the files and
+/// shared memory it creates.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
