@@ -15,7 +15,7 @@ mod socket;
 mod unix;
 
 #[cfg(target_os = "linux")]
-pub(crate) use sigbus::{guarded_copy, guarded_touch, Guarded};
+pub(crate) use sigbus::{guarded, guarded_copy, guarded_touch, Guarded};
 #[cfg(unix)]
 pub(crate) use socket::send_nowait;
 #[cfg(unix)]
