@@ -122,6 +122,16 @@ fn child_entry() {
                 println!("written");
                 tokio::time::sleep(Duration::from_secs(60)).await;
             }
+            // Creates the pipe, writes `total` bytes, shuts down and exits
+            // once the shutdown completes.
+            "write-shutdown-exit" => {
+                let mut writer = pipe::create(name, number(1) as usize).unwrap();
+                let bytes: Vec<u8> = (0..number(2)).map(stream_byte).collect();
+                writer.write_all(&bytes).await.unwrap();
+                println!("shutting down");
+                writer.shutdown().await.unwrap();
+                println!("shut down");
+            }
             // Opens the pipe, reads one byte and hangs, waiting to be killed.
             "read-and-hang" => {
                 let mut reader = pipe::open(name).unwrap();
@@ -188,9 +198,10 @@ async fn reader_sees_eof_after_shutdown_while_the_writer_lives() {
     let mut writer = pipe::create(&name, 100).unwrap();
     let mut reader = pipe::open(&name).unwrap();
     writer.write_all(b"last words").await.unwrap();
-    writer.shutdown().await.unwrap();
     let mut got = Vec::new();
-    reader.read_to_end(&mut got).await.unwrap();
+    let (shut, read) = tokio::join!(writer.shutdown(), reader.read_to_end(&mut got));
+    shut.unwrap();
+    read.unwrap();
     assert_eq!(got, b"last words");
     assert_eq!(reader.read(&mut [0; 8]).await.unwrap(), 0, "EOF stays EOF");
     let err = writer.write_all(b"more").await.unwrap_err();
@@ -212,6 +223,131 @@ async fn reader_sees_eof_after_the_writer_is_dropped() {
     drop(writer);
     assert_eq!(pending_read.await.unwrap().unwrap(), b"bye");
     assert!(!shm_exists(&name));
+}
+
+/// Reads the pipe to EOF and checks that it carried exactly `total` stream
+/// bytes.
+async fn read_all_of(reader: &mut PipeReader, total: usize) {
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got.len(), total);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == stream_byte(i as u64)));
+}
+
+#[test]
+fn a_writer_that_shuts_down_before_its_reader_opens_loses_nothing_and_may_then_exit() {
+    let name = shm_name("exit-first");
+    let mut child = spawn_child(
+        "child_entry",
+        "write-shutdown-exit",
+        &format!("{name},4096,3000"),
+    );
+    wait_for_line(&mut child, "shutting down");
+    runtime().block_on(async {
+        let mut reader = pipe::open(&name).unwrap();
+        read_all_of(&mut reader, 3000).await;
+    });
+    wait_for_line(&mut child, "shut down");
+    assert!(child.wait().unwrap().success());
+    assert_gone_soon(&name);
+}
+
+#[test]
+fn a_reader_that_starts_first_waits_for_its_writer_with_open_wait() {
+    let name = shm_name("reader-first");
+    runtime().block_on(async {
+        let waiting = tokio::spawn({
+            let name = name.clone();
+            async move { pipe::open_wait(&name, Duration::from_secs(20)).await }
+        });
+        tokio::task::yield_now().await;
+        let mut child = spawn_child(
+            "child_entry",
+            "write-shutdown-exit",
+            &format!("{name},1000,100000"),
+        );
+        let mut reader = waiting.await.unwrap().unwrap();
+        read_all_of(&mut reader, 100_000).await;
+        wait_for_line(&mut child, "shut down");
+        assert!(child.wait().unwrap().success());
+    });
+    assert_gone_soon(&name);
+}
+
+#[tokio::test]
+async fn open_wait_gives_up_with_timed_out() {
+    let name = shm_name("never");
+    let err = pipe::open_wait(&name, Duration::from_millis(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+}
+
+#[tokio::test]
+async fn open_wait_reports_other_errors_at_once() {
+    let err = pipe::open_wait("bad name", Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+#[tokio::test]
+async fn shutdown_completes_once_the_reader_has_read_every_byte() {
+    let name = shm_name("drain");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    let mut reader = pipe::open(&name).unwrap();
+    writer.write_all(b"0123456789").await.unwrap();
+    let mut shutdown = tokio_test::task::spawn(writer.shutdown());
+    poll_until_asleep(&mut shutdown).await;
+    let mut buf = [0u8; 4];
+    reader.read_exact(&mut buf).await.unwrap();
+    wait_until_woken(&shutdown).await;
+    poll_until_asleep(&mut shutdown).await; // six bytes are still unread
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b"456789");
+    wait_until_woken(&shutdown).await;
+    assert_ready!(shutdown.poll()).unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_without_a_reader_waits_for_one_and_never_returns_ok_early() {
+    let name = shm_name("no-reader");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    writer.write_all(b"for whoever comes").await.unwrap();
+    let mut shutdown = tokio_test::task::spawn(writer.shutdown());
+    poll_until_asleep(&mut shutdown).await;
+    let mut reader = pipe::open(&name).unwrap();
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"for whoever comes");
+    wait_until_woken(&shutdown).await;
+    assert_ready!(shutdown.poll()).unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_of_an_empty_pipe_needs_no_reader() {
+    let name = shm_name("empty-shutdown");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    writer.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_is_broken_pipe_when_the_reader_leaves_bytes_unread() {
+    let name = shm_name("unread");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    let mut reader = pipe::open(&name).unwrap();
+    writer.write_all(b"abcdef").await.unwrap();
+    reader.read_exact(&mut [0u8; 2]).await.unwrap();
+    let mut shutdown = tokio_test::task::spawn(writer.shutdown());
+    poll_until_asleep(&mut shutdown).await;
+    drop(reader);
+    wait_until_woken(&shutdown).await;
+    let err = assert_ready!(shutdown.poll()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err}");
 }
 
 #[test]

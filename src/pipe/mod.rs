@@ -27,7 +27,11 @@
 //!   64-byte round trip then takes about 1 µs, against ~15 µs through a
 //!   Unix socket). An idle pipe costs no CPU and no thread.
 //! - **End of stream.** The reader sees EOF after the writer's `shutdown` or
-//!   drop, once it has read every byte.
+//!   drop, once it has read every byte. `shutdown` completes only when the
+//!   reader has read every byte (see [`PipeWriter`]), so a producer may exit
+//!   as soon as it returns, even if its consumer has not opened the pipe
+//!   when it calls it; a consumer that may start first waits for the pipe
+//!   with [`open_wait`].
 //! - **Crashes.** When a process dies the kernel closes its end of the
 //!   socket: a reader whose writer died gets `BrokenPipe` as soon as the ring
 //!   is drained (never a hang); a writer whose reader is gone gets
@@ -75,6 +79,7 @@ mod spin;
 mod writer;
 
 use std::io;
+use std::time::{Duration, Instant};
 
 pub use reader::PipeReader;
 pub use writer::PipeWriter;
@@ -129,3 +134,71 @@ pub fn open(name: &str) -> io::Result<PipeReader> {
     check_runtime("open")?;
     PipeReader::new(Ring::open(name)?)
 }
+
+/// Opens the pipe named `name` like [`open`], but if there is none yet,
+/// waits up to `timeout` for a writer to [`create`] it. A reader may so
+/// start before its writer. It looks for the pipe every few milliseconds
+/// (a failed look is one system call).
+///
+/// # Errors
+///
+/// - `TimedOut` if no pipe of this name appeared within `timeout`.
+/// - The errors of [`open`] but `NotFound`.
+/// - An error of kind `Other` when called outside a tokio runtime, or in
+///   one without its IO and time drivers.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use std::time::Duration;
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let name = format!("mapview-doc-wait-{}", std::process::id());
+/// // The reader starts first; the writer (usually another process) comes later.
+/// let reader = tokio::spawn({
+///     let name = name.clone();
+///     async move {
+///         let mut reader = mapview::pipe::open_wait(&name, Duration::from_secs(10)).await?;
+///         let mut text = String::new();
+///         reader.read_to_string(&mut text).await?;
+///         std::io::Result::Ok(text)
+///     }
+/// });
+/// tokio::task::yield_now().await;
+/// let mut writer = mapview::pipe::create(&name, 4096)?;
+/// writer.write_all(b"worth the wait").await?;
+/// writer.shutdown().await?; // returns once the reader has every byte
+/// assert_eq!(reader.await??, "worth the wait");
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open_wait(name: &str, timeout: Duration) -> io::Result<PipeReader> {
+    check_runtime("open_wait")?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match open(name) {
+            // Absent, or made a moment ago and its header not yet written.
+            Err(e) if e.kind() == io::ErrorKind::NotFound || ring::not_initialised(&e) => {}
+            opened => return opened,
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no pipe named {name:?} appeared within {timeout:?}"),
+            ));
+        }
+        let sleep = crate::driver::with_drivers("mapview::pipe::open_wait", "IO and time", || {
+            Ok(tokio::time::sleep(pause.min(left)))
+        })?;
+        sleep.await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// The longest pause of [`open_wait`] between two looks: the most it adds
+/// to the time a pipe takes to reach its reader.
+const MAX_PAUSE: Duration = Duration::from_millis(10);

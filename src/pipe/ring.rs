@@ -129,6 +129,14 @@ impl std::fmt::Display for NotInitialised {
 
 impl std::error::Error for NotInitialised {}
 
+/// Whether `error` (from [`Ring::open`]) says that the object has no header
+/// yet: its creator is still setting it up (or it is not a pipe at all).
+pub(super) fn not_initialised(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<NotInitialised>())
+}
+
 /// One end's mapping of the pipe object: the whole header and data area.
 #[derive(Debug)]
 pub(super) struct Ring {

@@ -18,10 +18,22 @@ use super::spin::Spin;
 /// Implements [`AsyncWrite`]: a write copies as much as fits into the ring
 /// and returns `Pending` when the ring is full, until the reader makes room.
 /// [`poll_flush`](AsyncWrite::poll_flush) has nothing to do (the bytes are
-/// visible to the reader as soon as a write returns);
-/// [`poll_shutdown`](AsyncWrite::poll_shutdown) and dropping the writer both
-/// mark the end of the stream, which the reader sees as EOF once it has read
-/// every byte.
+/// visible to the reader as soon as a write returns).
+///
+/// # Shutdown and drop
+///
+/// [`poll_shutdown`](AsyncWrite::poll_shutdown) marks the end of the stream,
+/// which the reader sees as EOF once it has read every byte, and completes
+/// only then: when `shutdown().await` returns `Ok`, the reader has every
+/// byte, so the writer's process may exit. Until a reader comes, it waits;
+/// bound the wait with [`tokio::time::timeout`] if none may come (the
+/// shared memory, bytes and all, stays for a reader as long as this writer
+/// lives). It fails with `BrokenPipe` if the reader goes away with bytes
+/// unread.
+///
+/// Dropping the writer marks the end of the stream too, without waiting: a
+/// reader that has opened the pipe still gets every byte, but if none has,
+/// the shared memory (and what it holds) goes with the writer's process.
 ///
 /// # Errors
 ///
@@ -158,9 +170,14 @@ impl AsyncWrite for PipeWriter {
         Poll::Ready(self.ring.check())
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Marks the end of the stream and waits until the reader has read
+    /// every byte: see [`PipeWriter`].
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        Poll::Ready(this.close().and_then(|()| this.ring.check()))
+        this.close()?;
+        let capacity = this.ring.capacity();
+        ready!(this.poll_free(cx, capacity))?;
+        Poll::Ready(Ok(()))
     }
 }
 
