@@ -117,10 +117,12 @@ pub(crate) fn create(name: &str, len: u64) -> io::Result<File> {
     Err(lost_races(name))
 }
 
-/// Reaps a leftover object that no live process holds. Returns whether the
-/// name is now free to create.
+/// Reaps a leftover object of this user that no live process holds.
+/// Returns whether the name is now free to create; another user's object is
+/// never reaped.
 fn reap_stale(name: &str) -> io::Result<bool> {
     match sys::shm_open(name, ShmOpen::Existing) {
+        Ok(file) if file.metadata()?.uid() != sys::effective_uid() => Ok(false),
         Ok(file) => reap_if_unlocked(name, &file),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(e),

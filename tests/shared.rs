@@ -195,3 +195,33 @@ fn a_live_empty_object_is_invalid_data_at_once() {
     assert!(err.to_string().contains("size 0"), "{err}");
     remove(&name);
 }
+
+#[test]
+fn a_name_squatted_by_another_user_is_not_taken_over() {
+    let name = shm_name("squat-create");
+    drop(foreign_object(&name, 0o600, 4096, Some(65534)));
+    let err = unsafe { MappedFile::create_shared(&name, 4096) }.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    assert!(shm_exists(&name), "another user's object is left alone");
+    remove(&name);
+}
+
+#[test]
+fn a_replaced_object_is_left_to_its_new_owner() {
+    let name = shm_name("replaced");
+    let old = unsafe { MappedFile::create_shared(&name, 4096) }.unwrap();
+    old.view_mut(..3).unwrap().copy_from_slice(b"old");
+    // Another process of the user removes the name and makes its own object.
+    remove(&name);
+    let new = unsafe { MappedFile::create_shared(&name, 8192) }.unwrap();
+    let opened = unsafe { MappedFile::open_shared(&name) }.unwrap();
+    assert_eq!(opened.capacity(), 8192, "the name leads to the new object");
+    assert_eq!(&old.view(..3).unwrap()[..], b"old", "the old map lives on");
+    drop(old);
+    assert!(
+        shm_exists(&name),
+        "dropping the old map left the new one alone"
+    );
+    drop((new, opened));
+    assert!(!shm_exists(&name));
+}

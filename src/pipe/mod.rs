@@ -102,7 +102,7 @@ fn check_runtime(call: &str) -> io::Result<()> {
 /// # Errors
 ///
 /// - `AlreadyExists` if a pipe or shared map of this name is alive (a pipe
-///   has exactly one writer).
+///   has exactly one writer), or another user's object has the name.
 /// - `InvalidInput` for a bad name (rules as in
 ///   [`MappedFile::create_shared`](crate::MappedFile::create_shared)) or a
 ///   capacity of 0 or above 1 TiB.
