@@ -11,7 +11,26 @@ use std::time::Duration;
 
 use common::{child_role, run_child, shm_exists, shm_name, truncate};
 use mapview::pipe::{self, PipeReader, PipeWriter};
+use mapview::MappedFile;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+/// Offsets in the pipe header (see `src/pipe/ring.rs`).
+const MAGIC_AT: u64 = 0;
+const VERSION_AT: u64 = 8;
+const CAPACITY_AT: u64 = 16;
+const TOKEN_AT: u64 = 24;
+const HEAD_AT: u64 = 64;
+const TAIL_AT: u64 = 128;
+const STATE_AT: u64 = 192;
+const READER_WAITING_AT: u64 = 196;
+const WRITER_WAITING_AT: u64 = 200;
+/// The end marker of a ring of [`CAPACITY`] bytes: the page after the data.
+const END_AT: u64 = 8192;
+
+/// The capacity of the rings whose header the tests corrupt.
+const CAPACITY: usize = 4096;
+/// The bytes the writer sends through them.
+const TOTAL: u64 = 200_000;
 
 /// How long any one pipe operation may take before the test calls it a hang.
 const HANG: Duration = Duration::from_secs(10);
@@ -103,6 +122,7 @@ fn child_entry() {
                 drop(reader);
                 assert!(!shm_exists(&name));
             }
+            "corrupt" => corrupt_while_open(&arg).await,
             other => panic!("unknown child role {other}"),
         }
     });
@@ -150,4 +170,214 @@ fn truncation_and_regrowth_is_unexpected_eof_not_zeros() {
 #[test]
 fn dropping_both_ends_of_a_truncated_pipe_does_not_crash() {
     run_child("child_entry", "truncate-drop", "");
+}
+
+/// Byte `i` of the test stream: position-dependent, so that a byte from the
+/// wrong place shows.
+fn stream_byte(i: u64) -> u8 {
+    (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8 ^ i as u8
+}
+
+/// What a header field may do to an open pipe when a peer overwrites it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// Read only when the pipe is opened: the open pipe carries on intact.
+    None,
+    /// The stream stops early (EOF or `BrokenPipe`), every byte before
+    /// intact, or it carries on.
+    Stops,
+    /// The reader fails with `InvalidData`, every byte before intact.
+    ReaderInvalidData,
+    /// The writer fails with `InvalidData`; the reader gets an intact prefix.
+    WriterInvalidData,
+    /// Both ends fail with `InvalidData`, every byte before intact (or the
+    /// writer with `BrokenPipe`, if the reader failed and left first).
+    BothInvalidData,
+}
+
+/// Every header field, a hostile value for it and what it may do.
+const FIELDS: &[(&str, u64, u64, Effect)] = &[
+    ("magic", MAGIC_AT, 0xdead_beef, Effect::None),
+    ("version", VERSION_AT, 0xffff_ffff_ffff_ffff, Effect::None),
+    ("capacity", CAPACITY_AT, 1 << 40, Effect::None),
+    ("token", TOKEN_AT, 42, Effect::None),
+    ("head ahead", HEAD_AT, u64::MAX, Effect::ReaderInvalidData),
+    ("head to zero", HEAD_AT, 0, Effect::ReaderInvalidData),
+    ("tail ahead", TAIL_AT, u64::MAX, Effect::WriterInvalidData),
+    ("tail to zero", TAIL_AT, 0, Effect::WriterInvalidData),
+    ("state", STATE_AT, u32::MAX as u64, Effect::Stops),
+    ("waiting flags", READER_WAITING_AT, u64::MAX, Effect::None),
+    (
+        "writer waiting",
+        WRITER_WAITING_AT,
+        u32::MAX as u64,
+        Effect::None,
+    ),
+    ("end marker", END_AT, 0x0102_0304, Effect::BothInvalidData),
+];
+
+/// The child's side of [`corrupting_any_header_field_of_an_open_pipe_is_an_error_or_harmless`]:
+/// `arg` is the index of the field in [`FIELDS`]. Sends [`TOTAL`] bytes,
+/// overwrites the field a quarter of the way, and checks the outcome.
+async fn corrupt_while_open(arg: &str) {
+    let (what, at, value, effect) = FIELDS[arg.parse::<usize>().unwrap()];
+    let name = shm_name("corrupt-live");
+    let mut writer = pipe::create(&name, CAPACITY).unwrap();
+    let mut reader = pipe::open(&name).unwrap();
+    // SAFETY: the test plays the hostile peer; the pipe must cope.
+    let hostile = unsafe { MappedFile::open_shared(&name) }.unwrap();
+    assert_eq!(hostile.capacity(), END_AT + 8, "END_AT is out of date");
+    let producer = tokio::spawn(async move {
+        let bytes: Vec<u8> = (0..TOTAL).map(stream_byte).collect();
+        for chunk in bytes.chunks(1000) {
+            writer.write_all(chunk).await?;
+        }
+        writer.shutdown().await
+    });
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1500];
+    let ended = loop {
+        if got.len() as u64 >= TOTAL / 4 && got.len() as u64 - (TOTAL / 4) < 1500 {
+            hostile
+                .view_mut(..)
+                .unwrap()
+                .write_value(at, &value)
+                .unwrap();
+        }
+        match bounded(what, reader.read(&mut buf)).await {
+            Ok(0) => break Ok(()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, &b)| b == stream_byte(i as u64)),
+        "{what}: the reader returned bytes that were not written there"
+    );
+    drop(reader); // lets a producer that waits on a shutdown finish
+    let produced = bounded(what, producer).await.unwrap();
+    let kind = |r: &std::io::Result<()>| r.as_ref().err().map(std::io::Error::kind);
+    match effect {
+        Effect::None => {
+            assert!(
+                ended.is_ok() && produced.is_ok(),
+                "{what}: {ended:?} {produced:?}"
+            );
+            assert_eq!(got.len() as u64, TOTAL, "{what}");
+        }
+        Effect::Stops => {
+            let fine =
+                |r: &std::io::Result<()>| matches!(kind(r), None | Some(ErrorKind::BrokenPipe));
+            assert!(
+                fine(&ended) && fine(&produced),
+                "{what}: {ended:?} {produced:?}"
+            );
+        }
+        Effect::ReaderInvalidData => {
+            assert_eq!(
+                kind(&ended),
+                Some(ErrorKind::InvalidData),
+                "{what}: {ended:?}"
+            );
+        }
+        Effect::WriterInvalidData => match kind(&produced) {
+            None => assert_eq!(got.len() as u64, TOTAL, "{what}"),
+            other => assert_eq!(other, Some(ErrorKind::InvalidData), "{what}: {produced:?}"),
+        },
+        Effect::BothInvalidData => {
+            assert_eq!(
+                kind(&ended),
+                Some(ErrorKind::InvalidData),
+                "{what}: {ended:?}"
+            );
+            let writer = kind(&produced);
+            assert!(
+                matches!(writer, Some(ErrorKind::InvalidData | ErrorKind::BrokenPipe)),
+                "{what}: {produced:?}"
+            );
+        }
+    }
+    drop(hostile);
+    assert!(
+        !shm_exists(&name),
+        "{what}: the pipe's memory was left behind"
+    );
+}
+
+#[test]
+fn corrupting_any_header_field_of_an_open_pipe_is_an_error_or_harmless() {
+    for (i, (what, ..)) in FIELDS.iter().enumerate() {
+        println!("corrupting {what}");
+        run_child("child_entry", "corrupt", &i.to_string());
+    }
+}
+
+#[tokio::test]
+async fn a_pipe_whose_name_was_replaced_carries_on_and_leaves_the_new_object_alone() {
+    let name = shm_name("replaced");
+    let mut writer = pipe::create(&name, 4096).unwrap();
+    let mut reader = pipe::open(&name).unwrap();
+    // Another process of the user removes the name and makes its own object.
+    std::fs::remove_file(object_path(&name)).unwrap();
+    // SAFETY: only this test uses the name.
+    let impostor = unsafe { MappedFile::create_shared(&name, 8192) }.unwrap();
+    let err = pipe::open(&name).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+
+    writer.write_all(b"still here").await.unwrap();
+    let mut got = [0u8; 10];
+    reader.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"still here");
+    drop((writer, reader));
+    assert!(shm_exists(&name), "the ends removed the impostor's name");
+    drop(impostor);
+    assert!(!shm_exists(&name));
+}
+
+/// Makes `/dev/shm/<name>` as another user (uid 65534) would, holding a
+/// shared `flock` on it as a live holder does while `f` runs.
+fn squatted(tag: &str, mode: u32, f: impl FnOnce(&str)) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::PermissionsExt;
+    let name = shm_name(tag);
+    let path = object_path(&name);
+    let file = std::fs::File::create_new(&path).unwrap();
+    file.set_len(8192 + 8).unwrap();
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .unwrap();
+    std::os::unix::fs::fchown(&file, Some(65534), None).expect("fchown (tests run as root)");
+    // SAFETY: a valid descriptor, borrowed for the call.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) }, 0);
+    f(&name);
+    assert!(path.exists(), "the squatter's object is left alone");
+    std::fs::remove_file(path).unwrap();
+}
+
+#[tokio::test]
+async fn a_pipe_name_squatted_by_another_user_is_refused_on_both_ends() {
+    for mode in [0o600, 0o666] {
+        squatted("squat", mode, |name| {
+            let err = pipe::open(name).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+            let err = pipe::create(name, 4096).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+        });
+    }
+}
+
+#[tokio::test]
+async fn open_wait_does_not_wait_out_a_squatter() {
+    squatted("squat-wait", 0o666, |name| {
+        let name = name.to_owned();
+        let err = std::thread::spawn(move || {
+            let rt = runtime();
+            rt.block_on(pipe::open_wait(&name, Duration::from_secs(60)))
+                .unwrap_err()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    });
 }
