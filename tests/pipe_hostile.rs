@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::{child_role, run_child, shm_exists, shm_name, truncate};
 use mapview::pipe::{self, PipeReader, PipeWriter};
 use mapview::MappedFile;
+use proptest::prelude::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 /// Offsets in the pipe header (see `src/pipe/ring.rs`).
@@ -380,4 +381,150 @@ async fn open_wait_does_not_wait_out_a_squatter() {
         .unwrap();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
     });
+}
+
+/// A hostile write of random bytes into a live pipe's header: once the
+/// reader has `after` bytes, `bytes` land at `at` (0..256: the header;
+/// 256..264: the end marker).
+#[derive(Debug, Clone)]
+struct Poke {
+    after: u64,
+    at: u64,
+    bytes: Vec<u8>,
+}
+
+impl Poke {
+    /// Whether the poke touches a word the protocol relies on to move data
+    /// (`head`, `tail`, `state`, the end marker), rather than one read only
+    /// when the pipe opens, a waiting flag or padding.
+    fn touches_the_protocol(&self) -> bool {
+        let end = self.at + self.bytes.len() as u64;
+        [
+            HEAD_AT..HEAD_AT + 8,
+            TAIL_AT..TAIL_AT + 8,
+            STATE_AT..STATE_AT + 4,
+            256..264,
+        ]
+        .iter()
+        .any(|word| self.at < word.end && word.start < end)
+    }
+
+    /// Writes the bytes into the ring through the hostile map `map`.
+    fn apply(&self, map: &MappedFile) {
+        let end_marker = map.capacity() - 8;
+        let at = if self.at < 256 {
+            self.at
+        } else {
+            end_marker + self.at - 256
+        };
+        map.view_mut(..).unwrap().write_at(at, &self.bytes).unwrap();
+    }
+}
+
+/// Pokes that stay inside the header, or inside the end marker.
+fn poke() -> impl Strategy<Value = Poke> {
+    (
+        0..FUZZ_TOTAL,
+        0u64..264,
+        prop::collection::vec(any::<u8>(), 1..9),
+    )
+        .prop_map(|(after, at, mut bytes)| {
+            let room = if at < 256 { 256 - at } else { 264 - at };
+            bytes.truncate(room as usize);
+            Poke { after, at, bytes }
+        })
+}
+
+/// The bytes the writer sends in each case of the header fuzz test.
+const FUZZ_TOTAL: u64 = 30_000;
+/// How long a read may wait before the case counts as stalled: a peer that
+/// clears a waiting flag can make both ends sleep, as one that stops
+/// writing can, and that is no hang of ours as long as every poll returns.
+const STALL: Duration = Duration::from_millis(300);
+
+/// How a case of the header fuzz test ended for the reader.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Eof,
+    Failed(ErrorKind),
+    Stalled,
+}
+
+/// Sends [`FUZZ_TOTAL`] stream bytes through a pipe of `capacity` bytes in
+/// writes of `1..=max_write` bytes while `pokes` scribble on its header;
+/// returns what the reader got and how it ended.
+async fn fuzz_case(capacity: usize, max_write: usize, pokes: &[Poke]) -> (Vec<u8>, Outcome) {
+    let name = shm_name("fuzz");
+    let mut writer = pipe::create(&name, capacity).unwrap();
+    let mut reader = pipe::open(&name).unwrap();
+    // SAFETY: the test plays the hostile peer; the pipe must cope.
+    let hostile = unsafe { MappedFile::open_shared(&name) }.unwrap();
+    let producer = tokio::spawn(async move {
+        let bytes: Vec<u8> = (0..FUZZ_TOTAL).map(stream_byte).collect();
+        for chunk in bytes.chunks(max_write) {
+            writer.write_all(chunk).await?;
+        }
+        writer.shutdown().await
+    });
+    let mut pokes: Vec<&Poke> = pokes.iter().collect();
+    pokes.sort_by_key(|p| std::cmp::Reverse(p.after));
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 777];
+    let outcome = loop {
+        while pokes.last().is_some_and(|p| p.after <= got.len() as u64) {
+            pokes.pop().unwrap().apply(&hostile);
+        }
+        match tokio::time::timeout(STALL, reader.read(&mut buf)).await {
+            Err(_) => break Outcome::Stalled,
+            Ok(Ok(0)) => break Outcome::Eof,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => break Outcome::Failed(e.kind()),
+        }
+    };
+    drop(reader);
+    // A writer stalled by the pokes is dropped with the task.
+    let _ = tokio::time::timeout(STALL, producer).await;
+    drop(hostile);
+    (got, outcome)
+}
+
+/// Whether `byte` is one the writer put into the ring slot of stream
+/// position `pos` (in any lap), or the slot's initial zero.
+fn written_in_slot(byte: u8, pos: u64, capacity: u64) -> bool {
+    byte == 0
+        || (pos % capacity..FUZZ_TOTAL)
+            .step_by(capacity as usize)
+            .any(|q| stream_byte(q) == byte)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random bytes written into the header of a live pipe never crash
+    /// either end, never block a poll, and never make the reader return a
+    /// byte that nobody wrote into the ring: with the protocol's words
+    /// untouched, the stream even arrives intact (or stalls, if a waiting
+    /// flag was cleared).
+    #[test]
+    fn random_header_bytes_never_crash_hang_or_forge_data(
+        capacity in 1usize..3000,
+        max_write in 1usize..2000,
+        pokes in prop::collection::vec(poke(), 0..6),
+    ) {
+        let (got, outcome) = runtime().block_on(fuzz_case(capacity, max_write, &pokes));
+        for (pos, &byte) in got.iter().enumerate() {
+            prop_assert!(
+                written_in_slot(byte, pos as u64, capacity as u64),
+                "byte {pos} ({byte:#x}) was never written into its ring slot"
+            );
+        }
+        if !pokes.iter().any(Poke::touches_the_protocol) {
+            prop_assert!(got.iter().enumerate().all(|(i, &b)| b == stream_byte(i as u64)));
+            match outcome {
+                Outcome::Eof => prop_assert_eq!(got.len() as u64, FUZZ_TOTAL),
+                Outcome::Stalled => {}
+                Outcome::Failed(kind) => prop_assert!(false, "failed with {kind:?}"),
+            }
+        }
+    }
 }
