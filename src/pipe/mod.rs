@@ -37,11 +37,62 @@
 //!   is drained (never a hang); a writer whose reader is gone gets
 //!   `BrokenPipe`. The shared memory is removed when both ends are gone, crash
 //!   or not (see [`MappedFile::create_shared`](crate::MappedFile::create_shared)).
-//! - **Hostile peers.** A corrupt header (magic, version, capacity, counters)
-//!   is `InvalidData`, and every byte of [`AsyncRead`](tokio::io::AsyncRead)
-//!   and [`AsyncWrite`](tokio::io::AsyncWrite) is a guarded copy, so shared
-//!   memory truncated by a peer is an error, not a `SIGBUS`. The zero-copy
-//!   `fill_buf` is the exception: see [`PipeReader`].
+//! - **Hostile peers** cannot crash an end, but can end or stop the stream
+//!   or feed it bytes: see [below](#hostile-peers).
+//!
+//! # Hostile peers
+//!
+//! The shared memory of a pipe is private to its user: [`open`] refuses an
+//! object that another user owns or that has group or other permission bits
+//! (`PermissionDenied`), [`create`] never takes over another user's object
+//! under the name (`AlreadyExists`), and both ends check that the process
+//! at the other end of the wake-up socket runs as that user. So the peer to
+//! fear is the other end, or another process of the same user, that breaks
+//! the protocol: writes anything anywhere in the shared memory, truncates
+//! it, grows it back, or replaces the name with another object.
+//!
+//! What such a peer **cannot** do, through [`AsyncRead`](tokio::io::AsyncRead),
+//! [`AsyncWrite`](tokio::io::AsyncWrite), `flush`, `shutdown` or drop:
+//!
+//! - kill the process: every access to the shared memory, header words
+//!   included, is guarded against `SIGBUS`;
+//! - make an end touch memory outside the ring, whatever the header says;
+//! - make the reader return the zeros a truncation leaves: the reader checks
+//!   an end marker behind the data after each copy, and a truncation (even
+//!   one grown back, or one inside the first page, which faults nowhere)
+//!   removes it;
+//! - make an end block a thread: every poll returns.
+//!
+//! What it **can** do, and what the ends report:
+//!
+//! - Truncate or grow back the shared memory: both ends fail with
+//!   `UnexpectedEof`, for good (every later call fails alike). A write that
+//!   returned `Ok` before the truncation is lost then, and the reader says
+//!   so with that error rather than returning zeros.
+//! - Write nonsense into the counters or the end marker: `InvalidData`, for
+//!   good, on the end that sees it (counters must stay within a capacity of
+//!   each other and never go backwards). Magic, version, capacity and token
+//!   are read only when the reader opens: corrupt then, they are
+//!   `InvalidData`; corrupt later, they change nothing.
+//! - Feed the reader bytes the writer did not send: a pipe moves bytes, it
+//!   does not authenticate them. Bytes in the data area can be overwritten,
+//!   and `head` moved ahead by less than a capacity hands out what the ring
+//!   held. Authenticate the content if the peer is not trusted.
+//! - End the stream early (a set `state` flag is EOF for the reader,
+//!   `BrokenPipe` for the writer), or stop it: a peer that stops reading or
+//!   writing, or clears a waiting flag so that an end sleeps through its
+//!   wake-up, leaves the other end waiting, as a slow peer would. Bound
+//!   waits with [`tokio::time::timeout`] where that matters.
+//! - Replace the name with another object: open ends carry on with theirs,
+//!   leave the new one alone when they drop, and [`open`] validates the
+//!   newcomer like any pipe.
+//!
+//! The zero-copy [`fill_buf`](tokio::io::AsyncBufReadExt::fill_buf) of
+//! [`PipeReader`] is the one exception: its slice points into the shared
+//! memory, so a peer can change the bytes under it, and truncating the
+//! memory while the slice lives raises a `SIGBUS` that kills the process.
+//! Use [`AsyncRead`](tokio::io::AsyncRead) when the peer is not trusted that
+//! far.
 //!
 //! Both ends must be created and used inside a tokio runtime with IO enabled
 //! (`#[tokio::main]` or `Builder::enable_io`). Linux only: the wake-up
