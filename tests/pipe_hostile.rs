@@ -1,7 +1,8 @@
 //! `mapview::pipe` against a hostile peer: one that truncates, regrows,
 //! replaces or scribbles on the pipe's shared memory, or squats its name.
-//! Each scenario runs in a child process (this test binary, re-run), where
-//! a `SIGBUS` or any other crash fails the test.
+//! The scenarios on an open pipe run in a child process (this test binary,
+//! re-run), where a `SIGBUS` or any other crash fails the test; the header
+//! fuzz test runs in the test process, which a crash takes down as well.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{child_role, run_child, shm_exists, shm_name, truncate};
+use common::{child_role, foreign_object, hold, run_child, shm_exists, shm_name, truncate};
 use mapview::pipe::{self, PipeReader, PipeWriter};
 use mapview::MappedFile;
 use proptest::prelude::*;
@@ -340,20 +341,12 @@ async fn a_pipe_whose_name_was_replaced_carries_on_and_leaves_the_new_object_alo
 /// Makes `/dev/shm/<name>` as another user (uid 65534) would, holding a
 /// shared `flock` on it as a live holder does while `f` runs.
 fn squatted(tag: &str, mode: u32, f: impl FnOnce(&str)) {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::PermissionsExt;
     let name = shm_name(tag);
-    let path = object_path(&name);
-    let file = std::fs::File::create_new(&path).unwrap();
-    file.set_len(8192 + 8).unwrap();
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
-        .unwrap();
-    std::os::unix::fs::fchown(&file, Some(65534), None).expect("fchown (tests run as root)");
-    // SAFETY: a valid descriptor, borrowed for the call.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) }, 0);
+    let squatter = foreign_object(&name, mode, END_AT + 8, Some(65534));
+    hold(&squatter);
     f(&name);
-    assert!(path.exists(), "the squatter's object is left alone");
-    std::fs::remove_file(path).unwrap();
+    assert!(shm_exists(&name), "the squatter's object is left alone");
+    std::fs::remove_file(object_path(&name)).unwrap();
 }
 
 #[tokio::test]
@@ -527,4 +520,68 @@ proptest! {
             }
         }
     }
+}
+
+/// Creates a pipe, lets `corrupt` scribble on its header through a plain
+/// shared map, and returns the error of opening it.
+async fn open_after(corrupt: impl FnOnce(&MappedFile)) -> std::io::Error {
+    let name = shm_name("corrupt");
+    let _writer = pipe::create(&name, 4096).unwrap();
+    // SAFETY: the test means to corrupt the pipe; the pipe must cope.
+    let map = unsafe { MappedFile::open_shared(&name) }.unwrap();
+    corrupt(&map);
+    pipe::open(&name).unwrap_err()
+}
+
+/// Overwrites the 8 bytes at `at` with `value`, as a hostile peer would.
+fn write_word(map: &MappedFile, at: u64, value: u64) {
+    map.view_mut(..).unwrap().write_value(at, &value).unwrap();
+}
+
+#[tokio::test]
+async fn corrupt_headers_are_invalid_data() {
+    let cases = [
+        ("magic", MAGIC_AT, 0xdead_beef),
+        ("version", VERSION_AT, 99),
+        ("capacity", CAPACITY_AT, 1 << 20),
+        ("zero capacity", CAPACITY_AT, 0),
+        ("head far ahead", HEAD_AT, 1 << 40),
+        ("tail past head", TAIL_AT, 5),
+    ];
+    for (what, at, value) in cases {
+        let err = open_after(|m| write_word(m, at, value)).await;
+        assert_eq!(err.kind(), ErrorKind::InvalidData, "{what}: {err}");
+    }
+    let garbage = open_after(|m| {
+        m.view_mut(..256).unwrap().fill(0xA5);
+    })
+    .await;
+    assert_eq!(garbage.kind(), ErrorKind::InvalidData, "{garbage}");
+}
+
+#[tokio::test]
+async fn shared_memory_that_is_not_a_pipe_is_invalid_data() {
+    for size in [100, 8192] {
+        let name = shm_name("not-a-pipe");
+        // SAFETY: only this test uses the name.
+        let _map = unsafe { MappedFile::create_shared(&name, size) }.unwrap();
+        let err = pipe::open(&name).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    }
+}
+
+#[tokio::test]
+async fn counters_corrupted_while_open_are_invalid_data_on_both_ends() {
+    let name = shm_name("corrupt-live");
+    let mut writer = pipe::create(&name, 4096).unwrap();
+    let mut reader = pipe::open(&name).unwrap();
+    // SAFETY: the test means to corrupt the pipe; the pipe must cope.
+    let map = unsafe { MappedFile::open_shared(&name) }.unwrap();
+    writer.write_all(b"abc").await.unwrap();
+    write_word(&map, HEAD_AT, u64::MAX);
+    let err = reader.read(&mut [0; 16]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    write_word(&map, TAIL_AT, 1 << 50);
+    let err = writer.write_all(b"d").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
 }

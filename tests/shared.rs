@@ -4,7 +4,7 @@ mod common;
 
 use std::io::ErrorKind;
 
-use common::{shm_exists, shm_name};
+use common::{foreign_object, hold, shm_exists, shm_name};
 use mapview::MappedFile;
 
 #[test]
@@ -122,51 +122,23 @@ fn racing_creators_and_droppers_never_leave_a_name_behind() {
     assert!(!shm_exists(&name));
 }
 
-/// Makes a shared-memory object by hand, as another program would, with
-/// `mode`, `len` bytes and owner `uid` (`None`: this process's user).
-fn foreign_object(name: &str, mode: u32, len: u64, uid: Option<u32>) -> std::fs::File {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::path::Path::new("/dev/shm").join(name);
-    let file = std::fs::File::create_new(&path).unwrap();
-    file.set_len(len).unwrap();
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
-        .unwrap();
-    if let Some(uid) = uid {
-        std::os::unix::fs::fchown(&file, Some(uid), None).expect("fchown (tests run as root)");
-    }
-    file
-}
-
-/// Holds a shared `flock` on `file`, as a live holder of a named map does.
-fn hold(file: &std::fs::File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid descriptor, borrowed for the call.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) }, 0);
-}
-
 fn remove(name: &str) {
     std::fs::remove_file(std::path::Path::new("/dev/shm").join(name)).unwrap();
 }
 
 #[test]
-fn a_live_object_of_another_user_is_permission_denied() {
-    let name = shm_name("squatted");
-    let squatter = foreign_object(&name, 0o666, 4096, Some(65534));
-    hold(&squatter);
-    let err = unsafe { MappedFile::open_shared(&name) }.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
-    assert!(shm_exists(&name), "another user's object is left alone");
-    remove(&name);
-}
-
-#[test]
-fn an_object_of_another_user_is_neither_opened_nor_reaped() {
-    let name = shm_name("foreign");
-    drop(foreign_object(&name, 0o600, 4096, Some(65534)));
-    let err = unsafe { MappedFile::open_shared(&name) }.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
-    assert!(shm_exists(&name), "another user's object is left alone");
-    remove(&name);
+fn an_object_of_another_user_is_permission_denied_and_left_alone() {
+    for (mode, held) in [(0o600, false), (0o666, true)] {
+        let name = shm_name("foreign");
+        let squatter = foreign_object(&name, mode, 4096, Some(65534));
+        if held {
+            hold(&squatter);
+        }
+        let err = unsafe { MappedFile::open_shared(&name) }.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        assert!(shm_exists(&name), "another user's object is left alone");
+        remove(&name);
+    }
 }
 
 #[test]
