@@ -67,7 +67,7 @@ use std::time::Duration;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::sys::{self, guarded_copy, guarded_touch, Guarded};
+use crate::sys::{self, guarded_copy, Guarded};
 use crate::MappedFile;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"MAPVPIPE");
@@ -544,8 +544,8 @@ impl Ring {
     }
 
     /// The stream bytes from `pos` on that lie contiguously in the data area,
-    /// at most `len` (`len <= capacity`) of them, after checking that every
-    /// page of them is still there.
+    /// at most `len` (`len <= capacity`) of them, after checking that the
+    /// object was not cut short (any truncation takes the end marker).
     ///
     /// # Safety
     ///
@@ -553,15 +553,12 @@ impl Ring {
     /// yet released by the reader (at or above its `tail`): the protocol then
     /// forbids the writer to change them while the slice lives.
     pub(super) unsafe fn contiguous(&self, pos: u64, len: usize) -> io::Result<&[u8]> {
-        let [(offset, len), _] = self.pieces(pos, len);
-        // SAFETY: the piece lies inside the mapping (see `write_at`).
-        let ptr = unsafe { self.map.as_ptr().add(offset) };
-        // SAFETY: as above; the touch only reads.
-        unsafe { guarded_touch(ptr, len) }.map_err(|_| self.damaged(self.truncated()))?;
         self.check_end()?;
-        // SAFETY: the piece lies inside the mapping, which lives as long as
-        // `&self`; the caller guarantees nobody writes it meanwhile.
-        Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+        let [(offset, len), _] = self.pieces(pos, len);
+        // SAFETY: the piece lies inside the mapping (see `write_at`), which
+        // lives as long as `&self`; the caller guarantees nobody writes it
+        // meanwhile.
+        Ok(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset), len) })
     }
 }
 
