@@ -22,7 +22,7 @@
 //!   flushes and protection changes.
 //! - [`ViewStream`] ([`MappedFile::stream`]): sequential async access,
 //!   `AsyncRead` / `AsyncBufRead` / `AsyncSeek` / `AsyncWrite` and zero-copy
-//!   [`Chunks`] of `Bytes`; a background task on tokio's blocking pool makes
+//!   [`Chunks`] of `Bytes`; background work on the [`Pager`]'s threads makes
 //!   the pages ahead resident and writes dirty ones back, so polls never wait
 //!   on the disk.
 //!
@@ -32,6 +32,17 @@
 //! - [`Tail`]: follows a growing, rotated log file like `tail -F`.
 //! - [`pipe`]: a one-way async byte pipe between processes through named
 //!   shared memory.
+//!
+//! # When to use it, and when not
+//!
+//! Use it to read or write large files from async code without stalling the
+//! executor or paying `tokio::fs`'s copies and thread hops, to hand file
+//! contents to a network stack as zero-copy `Bytes`, to share memory or
+//! stream bytes between processes on one machine, and to follow logs.
+//!
+//! Look elsewhere for small files (`tokio::fs::read` is simpler and as
+//! fast), for files that other machines truncate on a network file system,
+//! or for a platform other than Linux.
 //!
 //! # Quick start
 //!
@@ -53,6 +64,110 @@
 //! # }
 //! ```
 //!
+//! # How a stream never stalls its executor
+//!
+//! A read of a mapped page that is not in memory sleeps the thread on the
+//! disk (a major fault); on a tokio worker that stalls every task of that
+//! thread. A [`ViewStream`] touches only bytes that its background work has
+//! made resident:
+//!
+//! ```text
+//!   poll_read / poll_fill_buf / Chunks::poll_next / poll_write
+//!        │ bytes ready at the cursor?
+//!        ├── yes: copy (guarded) / lend a slice / hand out a Bytes
+//!        └── no : park the waker, return Pending (counted in stats().stalls)
+//!                      ▲
+//!   background:  MADV_POPULATE_READ / _WRITE of the next window ── wake ──┘
+//!                sync_file_range of dirty ranges behind the cursor
+//! ```
+//!
+//! - **Read-ahead.** The window starts at 2 MiB and doubles each time the
+//!   reader catches up, up to 32 MiB ([`StreamOptions`]). The background job
+//!   populates it 1 MiB at a time and reports each step, so a reader that
+//!   caught up waits for one step, not a window. Pages already in memory
+//!   (per `mincore`, where the kernel tells the truth) are read at once.
+//! - **Writes.** Dirty bytes stay under a bound (64 MiB by default,
+//!   [`StreamOptions::dirty_limit`]); a writer held at the bound gets
+//!   `Pending` and resumes a step at a time. Write-back unmaps each batch
+//!   behind the cursor before its I/O, because writing back a page that is
+//!   still mapped writable makes the kernel write-protect it with a TLB
+//!   flush that interrupts the worker's CPU. `poll_flush` is
+//!   `msync(MS_SYNC)` of what was written since the last flush, off the
+//!   worker.
+//! - **Fairness.** A stream that is always ready (hot pages) still yields
+//!   to the other tasks of its thread after about 0.5 ms of back-to-back
+//!   polls, as tokio's own cooperative budget does for its resources. The
+//!   same holds for [`Tail`] and the pipe ends.
+//! - **Background threads.** The jobs of every stream run on one
+//!   [`Pager`]: a bounded set of the library's own threads (four per core
+//!   by default, at most 32), shared round-robin, a waiting stream's job
+//!   first. They run in 1 MiB steps with a yield between them, under
+//!   `SCHED_BATCH`, so a job woken by its stream does not preempt the
+//!   worker on its CPU. Code that
+//!   is on the blocking pool anyway can call
+//!   [`ViewStream::prefetch_blocking`] to fault in the first bytes there.
+//! - **Truncation.** A file truncated under a stream yields
+//!   `UnexpectedEof`, never a `SIGBUS` crash: copies run under a
+//!   process-wide `SIGBUS` handler that swaps a zero page in for the lost
+//!   page and fails the copy. A write into a sparse file whose file system
+//!   is full yields `StorageFull`.
+//!
+//! # Named shared memory that does not outlive crashes
+//!
+//! POSIX shared memory stays in `/dev/shm` until someone unlinks it, even
+//! after every process died. mapview counts the holders of a named map
+//! ([`MappedFile::create_shared`], [`MappedFile::open_shared`], [`pipe`])
+//! with `flock`, which the kernel releases when a process dies:
+//!
+//! ```text
+//!   holder A ──LOCK_SH──┐
+//!   holder B ──LOCK_SH──┼──> /dev/shm/NAME
+//!   holder C ──LOCK_SH──┘
+//!
+//!   on drop: LOCK_UN, then LOCK_EX|LOCK_NB
+//!            won  -> nobody else holds it: unlink NAME (if NAME is still us)
+//!            lost -> someone else still holds it: just close
+//! ```
+//!
+//! A creator makes the object with `O_EXCL` under an exclusive lock, sizes
+//! it, then downgrades to a shared lock; anyone who finds a name that no
+//! process holds (all holders died) may reap it. Names are short ASCII
+//! identifiers, and the objects are made with mode 0600: other users of the
+//! machine cannot open them.
+//!
+//! # Blocking, runtimes and threads
+//!
+//! | call | blocks the calling thread? | needs a tokio runtime? |
+//! | --- | --- | --- |
+//! | [`MappedFile`] constructors | briefly: `open`, `fstat`, `mmap`; `create` allocates the capacity it grows (`fallocate`) | no |
+//! | [`MappedFile::view`], [`view_mut`](MappedFile::view_mut) | briefly (`mmap`) | no |
+//! | reading or writing a [`View`] / [`ViewMut`] | on a page fault, until the disk delivers the page | no |
+//! | [`ViewMut::flush`], [`flush_range`](ViewMut::flush_range) | until the bytes are durable | no |
+//! | [`MappedFile::stream`], [`ViewStream`] polls, [`Chunks`] | no: the waiting happens in the background | yes (`stream` must be called inside one) |
+//! | [`Tail::follow`], [`pipe::create`], [`pipe::open`] | briefly (`open`, `mmap`) | yes, with IO enabled |
+//!
+//! So in async code, use streams, or move random access to cold pages and
+//! flushes into `spawn_blocking`. Every public type is `Send` and `Sync`
+//! and implements `Debug`; `ViewStream`, `Chunks`, `Tail` and the pipe ends
+//! are also `Unpin`.
+//!
+//! # Errors
+//!
+//! Every fallible call returns [`std::io::Result`]. The kinds a caller can
+//! act on:
+//!
+//! | kind | when |
+//! | --- | --- |
+//! | `InvalidInput` | a range past the capacity, a bad shared-memory name, a path that is not a regular file |
+//! | `NotFound` | a missing file, a name that no process holds |
+//! | `AlreadyExists` | [`MappedFile::create_shared`] or [`pipe::create`] on a taken name |
+//! | `PermissionDenied` | writing through a read-only map or stream |
+//! | `UnexpectedEof` | the file was truncated under a stream, a tail or a pipe |
+//! | `StorageFull` | the file system has no room for the pages a stream writes |
+//! | `WriteZero` | `write_all` at the end of a stream's range (a write there returns `Ok(0)`) |
+//! | `BrokenPipe` | the other end of a pipe is gone |
+//! | `InvalidData` | a pipe or named map whose header a peer corrupted |
+//!
 //! # Safety
 //!
 //! As in memmap2, a mapping shows the bytes of the file (or shared memory)
@@ -65,6 +180,26 @@
 //! that nothing changes the bytes behind live views in a way the program
 //! cannot tolerate. [`MappedFile::anonymous`] is safe, and so is everything
 //! after construction.
+//!
+//! What the library covers against truncation, and what it does not:
+//!
+//! - Covered: everything a [`ViewStream`] does and lends out. Its reads and
+//!   writes copy through a guard, and the memory it lends (`fill_buf`
+//!   slices, the `Bytes` of [`Chunks`], for as long as they live) is
+//!   covered by the library's `SIGBUS` handler: lost pages read as zeros
+//!   and the stream's next poll fails with `UnexpectedEof` (see [`ViewStream`]
+//!   for the details).
+//! - Not covered: the `&[u8]` / `&mut [u8]` of [`View`] and [`ViewMut`].
+//!   Touching a page of them that a truncation took away raises `SIGBUS`
+//!   and kills the process; keeping the file long enough is the caller's
+//!   part of the contract.
+//! - The bytes themselves: a file changed (not truncated) by someone else
+//!   changes what lent `Bytes` hold, as it changes views.
+//!
+//! The cover works through a process-wide `SIGBUS` handler that the library
+//! installs on first use. A handler installed after it must pass the faults
+//! it does not handle on to the handler it replaced (call the previous
+//! `sigaction`'s handler), or the cover is gone.
 //!
 //! A full disk also raises `SIGBUS`: a write through a [`ViewMut`] into a
 //! hole of a sparse file whose file system has no room for the page.
@@ -89,7 +224,7 @@ mod budget;
 mod driver;
 mod map;
 mod object;
-#[cfg(target_os = "linux")]
+mod paging;
 pub mod pipe;
 mod range;
 mod region;
@@ -102,6 +237,14 @@ mod view;
 pub use bytemuck::Pod;
 pub use map::{MapOptions, MappedFile};
 pub use object::Access;
-pub use stream::{BackgroundWatch, Chunks, StreamOptions, StreamStats, ViewStream};
+pub use paging::{Pager, PagerBuilder};
+#[doc(hidden)]
+pub use stream::BackgroundWatch;
+pub use stream::{Chunks, StreamOptions, StreamStats, ViewStream};
 pub use tail::Tail;
 pub use view::{View, ViewMut};
+
+/// The README's examples, compiled as doctests so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

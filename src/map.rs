@@ -45,6 +45,24 @@ pub struct MappedFile {
 /// A builder for persisted [`MappedFile`]s, from [`MappedFile::options`].
 ///
 /// Defaults: [`Access::Read`], capacity = the file's length, no creation.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use mapview::{Access, MappedFile};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("log.bin");
+/// let mut options = MappedFile::options();
+/// options.access(Access::ReadWrite).create(true).capacity(8192);
+/// // SAFETY: this program is the only user of the new file.
+/// let map = unsafe { options.open(&path)? };
+/// assert_eq!(map.capacity(), 8192);
+/// assert_eq!(std::fs::metadata(&path)?.len(), 8192);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct MapOptions {
     access: Access,
@@ -67,6 +85,24 @@ fn nonzero(capacity: u64) -> io::Result<u64> {
 
 impl MapOptions {
     /// Sets how the object may be accessed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::{Access, MappedFile};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("settings.txt");
+    /// std::fs::write(&path, "original")?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let map = unsafe { MappedFile::options().access(Access::CopyOnWrite).open(&path)? };
+    /// map.view_mut(..)?.copy_from_slice(b"modified");
+    /// // Copy-on-write: the writes never reach the file.
+    /// assert_eq!(std::fs::read(&path)?, b"original");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn access(&mut self, access: Access) -> &mut Self {
         self.access = access;
         self
@@ -75,12 +111,52 @@ impl MapOptions {
     /// Sets the capacity in bytes. With [`Access::ReadWrite`] a shorter file
     /// is grown to it (never shrunk); otherwise the file must be at least
     /// this long. Without it the capacity is the file's length.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::MappedFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("message.txt");
+    /// std::fs::write(&path, "header, then body")?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let header = unsafe { MappedFile::options().capacity(6).open(&path)? };
+    /// assert_eq!(&header.view(..)?[..], b"header");
+    /// // Read-only, a file can't be grown to a larger capacity.
+    /// // SAFETY: as above.
+    /// let longer = unsafe { MappedFile::options().capacity(100).open(&path) };
+    /// assert_eq!(longer.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn capacity(&mut self, capacity: u64) -> &mut Self {
         self.capacity = Some(capacity);
         self
     }
 
     /// Creates the file if it does not exist (needs [`Access::ReadWrite`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::{Access, MappedFile};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("new.bin");
+    /// let mut options = MappedFile::options();
+    /// options.access(Access::ReadWrite).capacity(4096);
+    /// // SAFETY: this program is the only user of the file.
+    /// let missing = unsafe { options.open(&path) };
+    /// assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    /// // SAFETY: as above.
+    /// let map = unsafe { options.create(true).open(&path)? };
+    /// assert_eq!(map.capacity(), 4096);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn create(&mut self, create: bool) -> &mut Self {
         self.create = create;
         self
@@ -103,6 +179,25 @@ impl MapOptions {
     /// See the [crate docs](crate#safety): the caller vouches that no other
     /// process or code changes or truncates the file behind live views in a
     /// way the program cannot tolerate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::{Access, MappedFile};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("counter.txt");
+    /// std::fs::write(&path, "count: 0")?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let map = unsafe { MappedFile::options().access(Access::ReadWrite).open(&path)? };
+    /// let mut digit = map.view_mut(7..8)?;
+    /// digit.copy_from_slice(b"1");
+    /// digit.flush()?;
+    /// assert_eq!(std::fs::read(&path)?, b"count: 1");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub unsafe fn open(&self, path: impl AsRef<Path>) -> io::Result<MappedFile> {
         let path = path.as_ref();
         let writable = self.access == Access::ReadWrite;
@@ -159,6 +254,21 @@ impl MappedFile {
     /// # Safety
     ///
     /// See [`MapOptions::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("greeting.txt");
+    /// std::fs::write(&path, "hello, world")?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let map = unsafe { mapview::MappedFile::open(&path)? };
+    /// assert_eq!(map.capacity(), 12);
+    /// assert_eq!(&map.view(7..)?[..], b"world");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub unsafe fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         // SAFETY: the caller upholds `MapOptions::open`'s contract.
         unsafe { Self::options().open(path) }
@@ -175,6 +285,26 @@ impl MappedFile {
     /// # Safety
     ///
     /// See [`MapOptions::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::MappedFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("table.bin");
+    /// // SAFETY: this program is the only user of the new file.
+    /// let map = unsafe { MappedFile::create(&path, 65536)? };
+    /// assert!(map.view(..)?.iter().all(|&byte| byte == 0));
+    /// // A smaller capacity maps less of the file, but never shrinks it.
+    /// // SAFETY: as above.
+    /// let head = unsafe { MappedFile::create(&path, 4096)? };
+    /// assert_eq!(head.capacity(), 4096);
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 65536);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub unsafe fn create(path: impl AsRef<Path>, capacity: u64) -> io::Result<Self> {
         let mut options = Self::options();
         options
@@ -186,6 +316,23 @@ impl MappedFile {
     }
 
     /// A builder for opening a file with other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::{Access, MappedFile};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("abc.txt");
+    /// std::fs::write(&path, "abc")?;
+    /// // The defaults: read-only, the file's length, no creation.
+    /// // SAFETY: this program is the only user of the file.
+    /// let map = unsafe { MappedFile::options().open(&path)? };
+    /// assert_eq!((map.access(), map.capacity()), (Access::Read, 3));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn options() -> MapOptions {
         MapOptions::default()
     }
@@ -241,6 +388,25 @@ impl MappedFile {
     ///
     /// Other processes can write the memory at any time: see the
     /// [crate docs](crate#safety).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::MappedFile;
+    ///
+    /// let name = format!("mapview-doc-open_shared-{}", std::process::id());
+    /// // SAFETY: only this example uses the name.
+    /// let owner = unsafe { MappedFile::create_shared(&name, 4096)? };
+    /// owner.view_mut(..4)?.write_value(0, &7u32)?;
+    /// // Usually in another process:
+    /// // SAFETY: only this example uses the name.
+    /// let peer = unsafe { MappedFile::open_shared(&name)? };
+    /// assert_eq!(peer.capacity(), 4096);
+    /// assert_eq!(peer.view(..4)?.read_value::<u32>(0)?, 7);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub unsafe fn open_shared(name: &str) -> io::Result<Self> {
         let file = shm::open(name)?;
         let capacity = file.metadata()?.len();
@@ -265,6 +431,19 @@ impl MappedFile {
     /// # Errors
     ///
     /// `InvalidInput` if `capacity` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(1 << 20)?;
+    /// assert_eq!(map.name(), None);
+    /// assert!(map.view(..)?.iter().all(|&byte| byte == 0));
+    /// map.view_mut(..8)?.write_value(0, &u64::MAX)?;
+    /// assert_eq!(map.view(..8)?.read_value::<u64>(0)?, u64::MAX);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn anonymous(capacity: u64) -> io::Result<Self> {
         let capacity = nonzero(capacity)?;
         Ok(Self::from_object(Object {
@@ -276,16 +455,62 @@ impl MappedFile {
     }
 
     /// The size of the mapping object in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(10_000)?;
+    /// assert_eq!(map.capacity(), 10_000);
+    /// // A range past the capacity is an error.
+    /// let past = map.view(9_000..11_000);
+    /// assert_eq!(past.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn capacity(&self) -> u64 {
         self.object.capacity
     }
 
     /// How the mapping object may be accessed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::{Access, MappedFile};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("notes.txt");
+    /// std::fs::write(&path, "read me")?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let map = unsafe { MappedFile::open(&path)? };
+    /// assert_eq!(map.access(), Access::Read);
+    /// let write = map.view_mut(..);
+    /// assert_eq!(write.unwrap_err().kind(), std::io::ErrorKind::PermissionDenied);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn access(&self) -> Access {
         self.object.access
     }
 
     /// The name of a shared map, `None` for files and anonymous memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::MappedFile;
+    ///
+    /// let name = format!("mapview-doc-name-{}", std::process::id());
+    /// // SAFETY: only this example uses the name.
+    /// let shared = unsafe { MappedFile::create_shared(&name, 4096)? };
+    /// assert_eq!(shared.name(), Some(name.as_str()));
+    /// assert_eq!(MappedFile::anonymous(4096)?.name(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn name(&self) -> Option<&str> {
         match &self.object.backing {
             Backing::Shared { name } => Some(name),
@@ -298,6 +523,22 @@ impl MappedFile {
     /// # Errors
     ///
     /// `InvalidInput` if the range is empty or reaches past the capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("request.txt");
+    /// std::fs::write(&path, "GET /index.html HTTP/1.1")?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let map = unsafe { mapview::MappedFile::open(&path)? };
+    /// let target = map.view(4..15)?; // any offset, any length
+    /// assert_eq!(&target[..], b"/index.html");
+    /// assert_eq!(target.offset(), 4);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn view(&self, range: impl RangeBounds<u64>) -> io::Result<View> {
         let span = range::resolve(range, 0, self.capacity())?;
         View::new(Arc::clone(&self.object), span)
@@ -309,6 +550,20 @@ impl MappedFile {
     ///
     /// `PermissionDenied` if the object was opened with [`Access::Read`];
     /// `InvalidInput` if the range is empty or reaches past the capacity.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(4096)?;
+    /// let mut page = map.view_mut(..)?;
+    /// let word = map.view(100..105)?;
+    /// page[100..105].copy_from_slice(b"hello");
+    /// // Every view of the object sees the write at once.
+    /// assert_eq!(&word[..], b"hello");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn view_mut(&self, range: impl RangeBounds<u64>) -> io::Result<ViewMut> {
         self.object.check_writable()?;
         let span = range::resolve(range, 0, self.capacity())?;
@@ -316,17 +571,57 @@ impl MappedFile {
     }
 
     /// A sequential, async view of `range`: see [`ViewStream`]. Call it inside
-    /// a tokio runtime (its background work runs on the blocking pool).
+    /// a tokio runtime (its background work runs on the [`Pager`](crate::Pager)).
     ///
     /// # Errors
     ///
     /// `InvalidInput` if the range is empty or reaches past the capacity; an
     /// error of kind `Other` outside a tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "line 1\nline 2\n")?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let map = unsafe { mapview::MappedFile::open(&path)? };
+    /// let mut text = String::new();
+    /// map.stream(..)?.read_to_string(&mut text).await?;
+    /// assert_eq!(text, "line 1\nline 2\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stream(&self, range: impl RangeBounds<u64>) -> io::Result<ViewStream> {
         self.stream_with(range, &StreamOptions::default())
     }
 
     /// Like [`stream`](MappedFile::stream), with other settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use mapview::{MappedFile, StreamOptions};
+    /// use tokio::io::AsyncWriteExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("out.bin");
+    /// // SAFETY: this program is the only user of the new file.
+    /// let map = unsafe { MappedFile::create(&path, 1 << 20)? };
+    /// let options = StreamOptions::new().dirty_limit(256 << 10);
+    /// let mut stream = map.stream_with(.., &options)?;
+    /// stream.write_all(&vec![7; 1 << 20]).await?;
+    /// stream.flush().await?; // durable when it returns
+    /// assert!(std::fs::read(&path)?.iter().all(|&byte| byte == 7));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stream_with(
         &self,
         range: impl RangeBounds<u64>,

@@ -12,6 +12,25 @@ use crate::range::Span;
 use crate::shm;
 
 /// How a mapping object may be accessed.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// use mapview::{Access, MappedFile};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("data.txt");
+/// std::fs::write(&path, "data")?;
+/// assert_eq!(Access::default(), Access::Read);
+/// for access in [Access::Read, Access::ReadWrite, Access::CopyOnWrite] {
+///     // SAFETY: this program is the only user of the file.
+///     let map = unsafe { MappedFile::options().access(access).open(&path)? };
+///     assert_eq!(map.view_mut(..).is_ok(), access != Access::Read);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Access {
     /// Read-only: views can't be written, streams can't write.

@@ -7,24 +7,30 @@
 //!   Bytes chunk ─┘          └───────> Arc<Object> (fd, access, capacity)
 //! ```
 //!
-//! Unlike a `View`, a region never lends out a slice on its own: bytes go in
-//! and out through [`guarded_copy`](crate::sys::guarded_copy), so a file
-//! truncated underneath yields an error instead of a `SIGBUS` crash. After
-//! such an error the region is *poisoned* (the lost pages now read as zeros)
-//! and refuses all further access.
+//! Bytes go in and out through [`guarded_copy`](crate::sys::guarded_copy),
+//! so a file truncated underneath yields an error instead of a `SIGBUS`
+//! crash. A region lends its memory out (zero-copy `Bytes`, `fill_buf`
+//! slices) only while it is covered by the `SIGBUS` handler
+//! ([`Cover`](crate::sys::Cover)), taken at the first loan and dropped
+//! before the mapping is unmapped: a page lost under a loan then reads as
+//! zeros instead of killing the reader. When the handler's table is full, the
+//! region hands out copies instead. After a lost page the region is
+//! *poisoned* (the lost pages now read as zeros) and refuses all further
+//! access.
 
 use std::io;
 use std::mem::ManuallyDrop;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use memmap2::MmapRaw;
-use tokio::runtime::Handle;
 
 use crate::object::{Access, Object};
 use crate::range::{steps, Span};
-use crate::sys::{self, Guarded, Populate};
+use crate::sys::{self, Cover, Guarded, Populate};
+use crate::Pager;
 
 /// One mapping of `span` of an object.
 #[derive(Debug)]
@@ -34,7 +40,11 @@ pub(crate) struct Region {
     /// Where the region starts in the object.
     offset: u64,
     object: Arc<Object>,
+    /// Set when a guarded copy lost a page.
     poisoned: AtomicBool,
+    /// Taken at the first loan of the memory; `None` inside if the handler's
+    /// table was full.
+    cover: OnceLock<Option<Cover>>,
 }
 
 impl Region {
@@ -44,6 +54,7 @@ impl Region {
             offset: span.start,
             object,
             poisoned: AtomicBool::new(false),
+            cover: OnceLock::new(),
         })
     }
 
@@ -60,12 +71,7 @@ impl Region {
     /// A pointer to byte `at` of the region, after checking that
     /// `at..at + len` lies inside it and the region is not poisoned.
     fn ptr(&self, at: u64, len: usize) -> io::Result<*mut u8> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the mapped file was truncated under this stream",
-            ));
-        }
+        self.check()?;
         let end = at.checked_add(len as u64);
         assert!(
             end.is_some_and(|end| end <= self.len()),
@@ -73,6 +79,20 @@ impl Region {
         );
         // SAFETY: `at + len <= self.len()`, so the offset stays inside the mapping.
         Ok(unsafe { self.map.as_mut_ptr().add(at as usize) })
+    }
+
+    /// `UnexpectedEof` once a page of the region was lost, in a guarded
+    /// copy or under a loan.
+    pub(crate) fn check(&self) -> io::Result<()> {
+        let lost_under_loan = self
+            .cover
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(Cover::is_poisoned);
+        if lost_under_loan || self.poisoned.load(Ordering::Acquire) {
+            return Err(sys::truncated());
+        }
+        Ok(())
     }
 
     fn poison_on_error(&self, result: io::Result<()>) -> io::Result<()> {
@@ -107,17 +127,51 @@ impl Region {
         self.poison_on_error(result)
     }
 
-    /// Borrows bytes `at..at + len` of the region directly.
+    /// Lends bytes `at..at + len` of the region out, covered by the
+    /// `SIGBUS` handler: a page lost under the loan reads as zeros and
+    /// poisons the region. `None` when the handler's table is full: copy
+    /// instead.
     ///
-    /// The caller must have made the pages resident (a stream hands out only
-    /// prefetched bytes); a truncation racing with the borrow is covered by
-    /// the `unsafe` constructor contract of the object, as for a `View`.
-    pub(crate) fn slice(&self, at: u64, len: usize) -> io::Result<&[u8]> {
+    /// The caller should have made the pages resident (a stream hands out
+    /// only prefetched bytes), so that the borrower does not fault on the
+    /// disk.
+    pub(crate) fn lend(&self, at: u64, len: usize) -> io::Result<Option<&[u8]>> {
         let ptr = self.ptr(at, len)?;
+        if len > 0 && self.cover().is_none() {
+            return Ok(None);
+        }
         // SAFETY: the bytes lie inside the live mapping (checked by `ptr`),
-        // which outlives `&self`; concurrent changes by others are the
-        // object's constructor contract, as for views.
-        Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+        // which outlives `&self`, and which the cover keeps readable: a
+        // page lost to a truncation is replaced by a zero page on the first
+        // touch. Other changes of the bytes are the object's constructor
+        // contract, as for views.
+        Ok(Some(unsafe { std::slice::from_raw_parts(ptr, len) }))
+    }
+
+    /// The region's cover, taken on the first call.
+    fn cover(&self) -> Option<&Cover> {
+        let cover = self.cover.get_or_init(|| {
+            // SAFETY: the whole mapping is ours, mapped in `new`; `drop`
+            // drops the cover before it unmaps.
+            unsafe { Cover::new(self.map.as_ptr(), self.map.len()) }
+        });
+        cover.as_ref()
+    }
+
+    /// Bytes `at..at + len` of the region as `Bytes` that keep the region
+    /// alive: a loan (see [`lend`](Self::lend)) if the region is covered,
+    /// else a guarded copy.
+    pub(crate) fn bytes(self: &Arc<Self>, at: u64, len: usize) -> io::Result<Bytes> {
+        if self.lend(at, len)?.is_some() {
+            let region = Arc::clone(self);
+            return Ok(Bytes::from_owner(Loan { region, at, len }));
+        }
+        let mut copy = Vec::with_capacity(len);
+        // SAFETY: `copy` has room for `len` bytes and is not the mapping.
+        unsafe { self.copy_out(at, copy.as_mut_ptr(), len)? };
+        // SAFETY: `copy_out` initialised `len` bytes.
+        unsafe { copy.set_len(len) };
+        Ok(Bytes::from(copy))
     }
 
     /// Starts reading exactly the pages of `range` from the file, without
@@ -193,9 +247,16 @@ impl Region {
 
     /// Makes the bytes of `range` durable in the file (`msync(MS_SYNC)`).
     /// Blocking.
+    ///
+    /// `msync` succeeds on pages that a truncation took away, so the file's
+    /// length is checked after it: bytes past the end are not in the file.
     pub(crate) fn sync(&self, range: Range<u64>) -> io::Result<()> {
         self.map
-            .flush_range(range.start as usize, (range.end - range.start) as usize)
+            .flush_range(range.start as usize, (range.end - range.start) as usize)?;
+        if !self.file_covers(&range) {
+            return Err(sys::truncated());
+        }
+        Ok(())
     }
 
     /// Reads a byte of every page of `range`, so that the calling thread
@@ -234,23 +295,23 @@ pub(crate) const BLOCKING_STEP: u64 = 1 << 20;
 /// nothing measurable. So the teardown of a region takes larger steps.
 const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
 
-/// Mappings at least this large are torn down on the blocking pool when a
-/// runtime is at hand: tearing down the page tables of a populated GiB takes
-/// tens of milliseconds, which would stall an async worker.
+/// Mappings at least this large are torn down on the pager: tearing down
+/// the page tables of a populated GiB takes tens of milliseconds, which
+/// would stall an async worker.
 const UNMAP_OFF_WORKER: usize = 16 << 20;
 
 impl Drop for Region {
     fn drop(&mut self) {
+        // Uncovered while still mapped (the contract of `Cover::new`).
+        drop(self.cover.take());
         // SAFETY: `drop` runs once and nothing uses `self.map` after it.
         let map = unsafe { ManuallyDrop::take(&mut self.map) };
         if map.len() < UNMAP_OFF_WORKER {
             return;
         }
-        if let Ok(runtime) = Handle::try_current() {
-            // If the runtime is shutting down, the closure is dropped unrun,
-            // which unmaps right there: nothing leaks either way.
-            drop(runtime.spawn_blocking(move || unmap_in_steps(map)));
-        }
+        // A pager that cannot take the task drops it, which unmaps right
+        // here: nothing leaks either way.
+        let _ = Pager::current().submit(Arc::default(), move || unmap_in_steps(map));
     }
 }
 
@@ -285,29 +346,21 @@ fn refused(how: Populate) -> io::Error {
     }
 }
 
-/// Bytes `start..start + len` of a region, kept alive by an `Arc`: the owner
-/// behind a zero-copy [`bytes::Bytes`].
+/// Bytes `at..at + len` of a covered region, kept alive by an `Arc`: the
+/// owner behind a zero-copy [`Bytes`].
 #[derive(Debug)]
-pub(crate) struct RegionSlice {
+struct Loan {
     region: Arc<Region>,
-    start: u64,
+    at: u64,
     len: usize,
 }
 
-impl RegionSlice {
-    /// Checks the bounds and poisoning once, up front.
-    pub(crate) fn new(region: Arc<Region>, start: u64, len: usize) -> io::Result<Self> {
-        region.slice(start, len)?;
-        Ok(Self { region, start, len })
-    }
-}
-
-impl AsRef<[u8]> for RegionSlice {
+impl AsRef<[u8]> for Loan {
     fn as_ref(&self) -> &[u8] {
         let ptr = self.region.map.as_ptr();
-        // SAFETY: `new` checked that the bytes lie inside the mapping, which
-        // `self.region` keeps alive; poisoning later only swaps in zero pages,
-        // which stay readable.
-        unsafe { std::slice::from_raw_parts(ptr.add(self.start as usize), self.len) }
+        // SAFETY: `Region::bytes` checked that the bytes lie inside the
+        // mapping, which `self.region` keeps mapped and covered: a page lost
+        // later becomes a readable zero page on the first touch.
+        unsafe { std::slice::from_raw_parts(ptr.add(self.at as usize), self.len) }
     }
 }

@@ -44,6 +44,25 @@ pub struct View {
 /// Derefs to `&mut [u8]`. Writes are visible at once to every other view of
 /// the object, and reach the file when the kernel writes the pages back, or
 /// when [`flush`](ViewMut::flush) returns.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("records.bin");
+/// // SAFETY: this program is the only user of the new file.
+/// let map = unsafe { mapview::MappedFile::create(&path, 4096)? };
+/// let mut record = map.view_mut(16..32)?;
+/// record.fill(b'-'); // a `&mut [u8]` of exactly bytes 16..32
+/// record.write_value(0, &7u32)?;
+/// record.flush()?;
+/// let file = std::fs::read(&path)?;
+/// assert_eq!(file[16..20], 7u32.to_ne_bytes());
+/// assert_eq!(&file[20..32], b"------------");
+/// # Ok(())
+/// # }
+/// ```
 pub struct ViewMut {
     map: MmapMut,
     offset: u64,
@@ -55,6 +74,17 @@ pub struct ViewMut {
 macro_rules! read_accessors {
     () => {
         /// Where the view starts in the mapping object.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # fn main() -> std::io::Result<()> {
+        /// let map = mapview::MappedFile::anonymous(8192)?;
+        /// assert_eq!(map.view(100..200)?.offset(), 100);
+        /// assert_eq!(map.view_mut(4096..)?.offset(), 4096);
+        /// # Ok(())
+        /// # }
+        /// ```
         pub fn offset(&self) -> u64 {
             self.offset
         }
@@ -65,6 +95,22 @@ macro_rules! read_accessors {
         /// # Errors
         ///
         /// `UnexpectedEof` if the bytes reach past the end of the view.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # fn main() -> std::io::Result<()> {
+        /// let map = mapview::MappedFile::anonymous(4096)?;
+        /// map.view_mut(..)?.write_at(10, b"mapped")?;
+        /// let view = map.view(8..)?;
+        /// let mut word = [0u8; 6];
+        /// view.read_at(2, &mut word)?; // 8 + 2 = byte 10 of the object
+        /// assert_eq!(&word, b"mapped");
+        /// let past = view.read_at(4085, &mut word);
+        /// assert_eq!(past.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        /// # Ok(())
+        /// # }
+        /// ```
         pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
             read_at(&self.map, offset, buf)
         }
@@ -107,6 +153,26 @@ impl View {
     /// # Errors
     ///
     /// `PermissionDenied` if the object was opened with [`Access::Read`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(4096)?;
+    /// let mut page = map.view(..)?.make_mut()?;
+    /// page[0] = 42;
+    /// assert_eq!(map.view(..1)?[0], 42);
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("notes.txt");
+    /// std::fs::write(&path, "read only")?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let read_only = unsafe { mapview::MappedFile::open(&path)? }.view(..)?;
+    /// let denied = read_only.make_mut().unwrap_err();
+    /// assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn make_mut(self) -> io::Result<ViewMut> {
         self.object.check_writable()?;
         Ok(ViewMut {
@@ -135,6 +201,21 @@ impl ViewMut {
     ///
     /// `WriteZero` if the bytes reach past the end of the view; nothing is
     /// written then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(4096)?;
+    /// let mut end = map.view_mut(4000..)?;
+    /// end.write_at(0, b"end")?; // relative to the view's start
+    /// assert_eq!(&map.view(4000..4003)?[..], b"end");
+    /// let past = end.write_at(94, b"end");
+    /// assert_eq!(past.unwrap_err().kind(), std::io::ErrorKind::WriteZero);
+    /// assert_eq!(end[94..], [0, 0]); // nothing was written
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         let len = self.map.len();
         let Some(dst) = sub_range(len, offset, buf.len()).map(|r| &mut self.map[r]) else {
@@ -150,6 +231,20 @@ impl ViewMut {
     /// # Errors
     ///
     /// `WriteZero` if the value reaches past the end of the view.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(64)?;
+    /// let mut view = map.view_mut(..)?;
+    /// view.write_value(1, &0x0102_0304_u32)?; // unaligned is fine
+    /// view.write_value(8, &[1.5_f64, 2.5])?;
+    /// assert_eq!(view[1..5], 0x0102_0304_u32.to_ne_bytes());
+    /// assert_eq!(view.read_value::<[f64; 2]>(8)?, [1.5, 2.5]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn write_value<T: Pod>(&mut self, offset: u64, value: &T) -> io::Result<()> {
         self.write_at(offset, bytemuck::bytes_of(value))
     }
@@ -157,6 +252,24 @@ impl ViewMut {
     /// Writes the view's dirty pages to the file and returns when they are
     /// durable (`msync(MS_SYNC)`). Blocks: from async code, call it through
     /// `tokio::task::spawn_blocking`. A no-op for copy-on-write views.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("journal.txt");
+    /// // SAFETY: this program is the only user of the new file.
+    /// let map = unsafe { mapview::MappedFile::create(&path, 4096)? };
+    /// let mut entry = map.view_mut(..7)?;
+    /// entry.copy_from_slice(b"commit\n");
+    /// // In async code, wait for the disk on the blocking pool.
+    /// tokio::task::spawn_blocking(move || entry.flush()).await??;
+    /// assert_eq!(&std::fs::read(&path)?[..7], b"commit\n");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn flush(&self) -> io::Result<()> {
         if self.object.access == Access::CopyOnWrite {
             return Ok(());
@@ -171,6 +284,24 @@ impl ViewMut {
     /// # Errors
     ///
     /// `InvalidInput` if `range` is empty or reaches outside the view.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("big.bin");
+    /// // SAFETY: this program is the only user of the new file.
+    /// let map = unsafe { mapview::MappedFile::create(&path, 1 << 20)? };
+    /// let mut view = map.view_mut(4096..)?;
+    /// view[..5].copy_from_slice(b"hello");
+    /// view.flush_range(4096..4101)?; // the object's offsets, not the view's
+    /// assert_eq!(&std::fs::read(&path)?[4096..4101], b"hello");
+    /// let outside = view.flush_range(0..5);
+    /// assert_eq!(outside.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn flush_range(&self, range: impl RangeBounds<u64>) -> io::Result<()> {
         let end = self.offset + self.map.len() as u64;
         let span = range::resolve(range, self.offset, end)?;
@@ -182,6 +313,19 @@ impl ViewMut {
     }
 
     /// Makes the view read-only, like `VirtualProtect` to read-only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(4096)?;
+    /// let mut page = map.view_mut(..)?;
+    /// page[..4].copy_from_slice(b"done");
+    /// let frozen = page.make_read_only()?; // a `View` now: no more writes
+    /// assert_eq!(&frozen[..4], b"done");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn make_read_only(self) -> io::Result<View> {
         Ok(View {
             map: self.map.make_read_only()?,

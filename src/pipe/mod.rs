@@ -159,6 +159,27 @@ fn check_runtime(call: &str) -> io::Result<()> {
 ///   capacity of 0 or above 1 TiB.
 /// - An error of kind `Other` when called outside a tokio runtime, or in
 ///   one without its IO driver.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let name = format!("mapview-doc-create-{}", std::process::id());
+/// let mut writer = mapview::pipe::create(&name, 4096)?;
+/// let second = mapview::pipe::create(&name, 4096); // a pipe has one writer
+/// assert_eq!(second.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+/// let mut reader = mapview::pipe::open(&name)?; // usually in another process
+/// let producer = tokio::spawn(async move { writer.write_all(&[7; 10_000]).await });
+/// let mut received = Vec::new();
+/// reader.read_to_end(&mut received).await?;
+/// producer.await??;
+/// assert_eq!(received, [7; 10_000]); // more than the ring holds at once
+/// # Ok(())
+/// # }
+/// ```
 pub fn create(name: &str, capacity: usize) -> io::Result<PipeWriter> {
     check_runtime("create")?;
     PipeWriter::new(Ring::create(name, capacity)?)
@@ -181,6 +202,27 @@ pub fn create(name: &str, capacity: usize) -> io::Result<PipeWriter> {
 /// - `InvalidInput` for a bad name.
 /// - An error of kind `Other` when called outside a tokio runtime, or in
 ///   one without its IO driver.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+///
+/// let name = format!("mapview-doc-open-{}", std::process::id());
+/// let missing = mapview::pipe::open(&name).unwrap_err();
+/// assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+/// let mut writer = mapview::pipe::create(&name, 4096)?; // usually in another process
+/// let reader = mapview::pipe::open(&name)?;
+/// let producer = tokio::spawn(async move { writer.write_all(b"a line\n").await });
+/// let mut lines = reader.lines();
+/// assert_eq!(lines.next_line().await?.as_deref(), Some("a line"));
+/// assert_eq!(lines.next_line().await?, None); // the writer is gone: EOF
+/// producer.await??;
+/// # Ok(())
+/// # }
+/// ```
 pub fn open(name: &str) -> io::Result<PipeReader> {
     check_runtime("open")?;
     PipeReader::new(Ring::open(name)?)

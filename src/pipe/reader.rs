@@ -40,6 +40,26 @@ use super::spin::Spin;
 /// truncate the shared memory so that touching them raises `SIGBUS`. Use
 /// [`AsyncRead`] (every byte goes through a guarded copy, so truncation is an
 /// `UnexpectedEof` error) when the writer is not trusted that far.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+///
+/// let name = format!("mapview-doc-pipe-reader-{}", std::process::id());
+/// let mut writer = mapview::pipe::create(&name, 4096)?;
+/// let mut reader = mapview::pipe::open(&name)?;
+/// let producer = tokio::spawn(async move { writer.write_all(b"zero-copy").await });
+/// let bytes = reader.fill_buf().await?; // the ring's own bytes, no copy
+/// assert_eq!(bytes, b"zero-copy");
+/// reader.consume(9); // gives the bytes back to the writer
+/// assert!(reader.fill_buf().await?.is_empty()); // the writer is gone: EOF
+/// producer.await??;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct PipeReader {
     ring: Ring,
@@ -81,6 +101,20 @@ impl PipeReader {
     }
 
     /// The ring's capacity in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let name = format!("mapview-doc-reader-capacity-{}", std::process::id());
+    /// let writer = mapview::pipe::create(&name, 10_000)?; // not only powers of two
+    /// let reader = mapview::pipe::open(&name)?;
+    /// assert_eq!(reader.capacity(), 10_000);
+    /// assert_eq!(reader.capacity(), writer.capacity());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn capacity(&self) -> usize {
         // The capacity was a usize when the pipe was created.
         self.ring.capacity() as usize

@@ -42,6 +42,24 @@ use super::spin::Spin;
 /// `shutdown`; with `InvalidData` if the reader corrupted the ring's header;
 /// with `UnexpectedEof` if the shared memory was truncated under it. The
 /// last two are for good: every later call fails the same way.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use tokio::io::AsyncWriteExt;
+///
+/// let name = format!("mapview-doc-pipe-writer-{}", std::process::id());
+/// let mut writer = mapview::pipe::create(&name, 4096)?;
+/// let reader = mapview::pipe::open(&name)?;
+/// writer.write_all(b"hello").await?; // fits in the ring: no waiting
+/// drop(reader); // the reader, or its process, goes away
+/// let gone = writer.write_all(&[0; 8192]).await.unwrap_err();
+/// assert_eq!(gone.kind(), std::io::ErrorKind::BrokenPipe);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct PipeWriter {
     ring: Ring,
@@ -72,6 +90,24 @@ impl PipeWriter {
     }
 
     /// The ring's capacity in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use futures::FutureExt;
+    /// use tokio::io::AsyncWriteExt;
+    ///
+    /// let name = format!("mapview-doc-writer-capacity-{}", std::process::id());
+    /// let mut writer = mapview::pipe::create(&name, 64 * 1024)?;
+    /// assert_eq!(writer.capacity(), 64 * 1024);
+    /// // That much fits before a reader takes any; one more byte waits.
+    /// writer.write_all(&[0; 64 * 1024]).await?;
+    /// assert!(writer.write(b"!").now_or_never().is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn capacity(&self) -> usize {
         // The capacity was a usize when the pipe was created.
         self.ring.capacity() as usize

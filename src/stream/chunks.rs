@@ -5,9 +5,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::stream::{FusedStream, Stream};
 
-use crate::region::RegionSlice;
 use crate::stream::ViewStream;
 
 /// The rest of a [`ViewStream`] as `Bytes` chunks that point into the mapping
@@ -16,6 +15,34 @@ use crate::stream::ViewStream;
 /// Each chunk is at most the requested size and covers only pages that the
 /// background prefetcher made resident, so the consumer of a chunk does not
 /// fault on the disk either. After an error the stream ends.
+///
+/// If the file is truncated while chunks are held, reading them never raises
+/// a `SIGBUS` crash: the lost pages read as zeros, and the next poll yields
+/// an `UnexpectedEof` error, so a consumer that polls on learns that the
+/// content was cut (see [`ViewStream`'s notes on a truncated
+/// file](ViewStream#a-truncated-file)).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use futures::TryStreamExt;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("video.bin");
+/// std::fs::write(&path, vec![1u8; 10_000])?;
+/// // SAFETY: this program is the only user of the file.
+/// let map = unsafe { mapview::MappedFile::open(&path)? };
+/// let mut chunks = map.stream(..)?.chunks(4096);
+/// let mut total = 0;
+/// while let Some(chunk) = chunks.try_next().await? {
+///     total += chunk.len(); // e.g. hand `chunk` to a socket: no copy
+/// }
+/// assert_eq!(total, 10_000);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Chunks {
     stream: ViewStream,
@@ -43,9 +70,9 @@ impl Chunks {
         let Some((start, len)) = ready!(self.stream.poll_next_span(cx, self.size))? else {
             return Poll::Ready(None);
         };
-        let owner = RegionSlice::new(self.stream.region().clone(), start, len)?;
+        let chunk = self.stream.region().bytes(start, len)?;
         self.stream.consume_bytes(len);
-        Poll::Ready(Some(Ok(Bytes::from_owner(owner))))
+        Poll::Ready(Some(Ok(chunk)))
     }
 }
 
@@ -60,5 +87,13 @@ impl Stream for Chunks {
         let item = ready!(this.poll_chunk(cx));
         this.done = !matches!(item, Some(Ok(_)));
         Poll::Ready(item)
+    }
+}
+
+/// Terminated after the last chunk or an error; every later poll yields
+/// `None`, so `futures::select!` may poll it again.
+impl FusedStream for Chunks {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }

@@ -1,68 +1,48 @@
-//! [`JobSlot`]: one background job at a time on tokio's blocking pool, whose
-//! result the stream collects on its next poll.
+//! [`JobSlot`]: one background job at a time on the process's
+//! [`Pager`](crate::Pager), whose result the stream collects on its next
+//! poll.
 //!
 //! ```text
-//!   stream (async worker)                  runner (blocking pool)
-//!   start(tag, work) ── queue; notify, ──> work(progress) -> io::Result<()>
-//!                       or spawn_blocking  then waits LINGER for the next
+//!   stream (async worker)                  pager thread
+//!   start(tag, work) ── Pager::submit ───> work(progress) -> io::Result<()>
 //!   progress(): how far it got   <──────── progress.report(mark); wake
-//!   park(cx): waker into the mailbox <──── mailbox = (tag, result); wake
+//!   park(cx): waker in, job urgent <────── finished = (tag, result); wake
 //!   take(): (tag, result)
 //! ```
 //!
-//! A runner stays for [`LINGER`] after its job for the next one, so a busy
-//! stream calls `spawn_blocking` once per burst, not once per job:
-//! `spawn_blocking` takes the blocking pool's mutex, which its threads hold
-//! too, and on a loaded machine the async worker slept on it for up to 7 ms
-//! (`perf` switch events, `examples/write_latency.rs`). The slot's own
-//! mutex is shared only by the stream and its runner, for a few loads and
-//! stores at a time.
-//!
-//! The runner holds a clone of the stream's liveness token, so the stream's
+//! A job holds a clone of the stream's liveness token, so the stream's
 //! [`BackgroundWatch`](crate::BackgroundWatch) sees when the last job of a
-//! dropped stream has ended. A runner whose stream was dropped skips any
-//! queued work and ends.
+//! dropped stream has ended. A job whose stream was dropped before it ran
+//! skips its work. A job that panics, or that the pager drops unrun,
+//! reports an error, so its stream never waits for it forever.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
-use std::time::Duration;
 
-use tokio::runtime::Handle;
+use crate::Pager;
 
-use crate::sys;
-
-/// How long a runner waits for its stream's next job before it ends.
-const LINGER: Duration = Duration::from_millis(5);
-
-/// A job's work: blocking, reporting progress as it goes.
-type Work<T> = Box<dyn FnOnce(&Progress<'_, T>) -> io::Result<()> + Send>;
-
-/// What the stream and its runner hand each other.
+/// What a job and its stream hand each other.
 struct Mailbox<T> {
-    /// Queued for the runner.
-    next: Option<(T, Work<T>)>,
     /// What a finished job reports.
     finished: Option<(T, io::Result<()>)>,
     /// Who to wake for it.
     waker: Option<Waker>,
-    /// Whether a runner is alive and will look at `next`.
-    runner: bool,
 }
 
 struct Shared<T> {
     mailbox: Mutex<Mailbox<T>>,
-    /// Signalled when work is queued or the stream is gone.
-    work_queued: Condvar,
     cancelled: AtomicBool,
+    /// Set while the stream waits for the job: the pager runs it first.
+    urgent: Arc<AtomicBool>,
     /// The mark the running job last reported (0 before it reports).
     progress: AtomicU64,
 }
 
 impl<T> Shared<T> {
     fn mailbox(&self) -> MutexGuard<'_, Mailbox<T>> {
-        // Jobs never panic while holding the lock; recover the data anyway.
+        // Nothing panics while holding the lock; recover the data anyway.
         self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -70,40 +50,6 @@ impl<T> Shared<T> {
         let waker = self.mailbox().waker.take();
         if let Some(waker) = waker {
             waker.wake();
-        }
-    }
-
-    /// The next queued job, waiting up to [`LINGER`] for one. `None` when
-    /// there is none or the stream is gone: the runner then ends.
-    fn next_job(&self) -> Option<(T, Work<T>)> {
-        let mut mailbox = self.mailbox();
-        loop {
-            if self.cancelled.load(Ordering::Acquire) {
-                mailbox.next = None;
-                break;
-            }
-            if let Some(job) = mailbox.next.take() {
-                return Some(job);
-            }
-            let (guard, wait) = self
-                .work_queued
-                .wait_timeout(mailbox, LINGER)
-                .unwrap_or_else(|e| e.into_inner());
-            mailbox = guard;
-            if wait.timed_out() && mailbox.next.is_none() {
-                break;
-            }
-        }
-        mailbox.runner = false;
-        None
-    }
-
-    /// Runs queued jobs until none comes within [`LINGER`].
-    fn run(&self) {
-        while let Some((tag, work)) = self.next_job() {
-            let result = work(&Progress(self));
-            self.mailbox().finished = Some((tag, result));
-            self.wake();
         }
     }
 }
@@ -122,10 +68,44 @@ impl<T> Progress<'_, T> {
     }
 }
 
+/// A job handed to the pager: its result goes to the mailbox exactly once,
+/// when it finishes, panics, or is dropped unrun.
+struct Job<T> {
+    shared: Arc<Shared<T>>,
+    tag: Option<T>,
+    _alive: Arc<()>,
+}
+
+impl<T> Job<T> {
+    fn run(mut self, work: impl FnOnce(&Progress<'_, T>) -> io::Result<()>) {
+        if self.shared.cancelled.load(Ordering::Acquire) {
+            return;
+        }
+        let progress = Progress(&*self.shared);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&progress)))
+            .unwrap_or_else(|_| Err(io::Error::other("a background job of the stream panicked")));
+        self.finish(result);
+    }
+
+    fn finish(&mut self, result: io::Result<()>) {
+        if let Some(tag) = self.tag.take() {
+            self.shared.mailbox().finished = Some((tag, result));
+            self.shared.wake();
+        }
+    }
+}
+
+impl<T> Drop for Job<T> {
+    fn drop(&mut self) {
+        self.finish(Err(io::Error::other(
+            "the stream's background job was dropped unrun (no pager thread could start)",
+        )));
+    }
+}
+
 /// A slot for one background job, tagged with a `T` that says what it did.
 pub(crate) struct JobSlot<T> {
     shared: Arc<Shared<T>>,
-    runtime: Handle,
     liveness: Arc<()>,
     busy: bool,
 }
@@ -139,20 +119,17 @@ impl<T> std::fmt::Debug for JobSlot<T> {
 }
 
 impl<T: Send + 'static> JobSlot<T> {
-    pub(crate) fn new(runtime: Handle, liveness: Arc<()>) -> Self {
+    pub(crate) fn new(liveness: Arc<()>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 mailbox: Mutex::new(Mailbox {
-                    next: None,
                     finished: None,
                     waker: None,
-                    runner: false,
                 }),
-                work_queued: Condvar::new(),
                 cancelled: AtomicBool::new(false),
+                urgent: Arc::new(AtomicBool::new(false)),
                 progress: AtomicU64::new(0),
             }),
-            runtime,
             liveness,
             busy: false,
         }
@@ -163,8 +140,7 @@ impl<T: Send + 'static> JobSlot<T> {
         self.busy
     }
 
-    /// Runs `work` on the blocking pool: on the runner that waits for it,
-    /// or a new one. The slot must not be busy.
+    /// Runs `work` on the pager. The slot must not be busy.
     pub(crate) fn start(
         &mut self,
         tag: T,
@@ -173,24 +149,15 @@ impl<T: Send + 'static> JobSlot<T> {
         debug_assert!(!self.busy, "one job at a time");
         self.busy = true;
         self.shared.progress.store(0, Ordering::Relaxed);
-        let spawn = {
-            let mut mailbox = self.shared.mailbox();
-            mailbox.next = Some((tag, Box::new(work)));
-            !std::mem::replace(&mut mailbox.runner, true)
+        self.shared.urgent.store(false, Ordering::Relaxed);
+        let job = Job {
+            shared: Arc::clone(&self.shared),
+            tag: Some(tag),
+            _alive: Arc::clone(&self.liveness),
         };
-        if !spawn {
-            self.shared.work_queued.notify_one();
-            return;
-        }
-        let shared = Arc::clone(&self.shared);
-        let liveness = Arc::clone(&self.liveness);
-        // Detached on purpose: the runner ends by itself, at once if the
-        // stream is gone.
-        drop(self.runtime.spawn_blocking(move || {
-            let _alive = liveness;
-            let _batch = sys::BatchScheduling::enter();
-            shared.run();
-        }));
+        // A pager that cannot run the job drops it, and the job reports
+        // that as its result: nothing more to do with the error here.
+        let _ = Pager::current().submit(Arc::clone(&self.shared.urgent), move || job.run(work));
     }
 
     /// The last mark the job in flight reported (0 if none yet). Read it
@@ -210,9 +177,9 @@ impl<T: Send + 'static> JobSlot<T> {
         finished
     }
 
-    /// Parks the task's waker until the job in flight finishes. Returns
-    /// `false` if it has already finished (take its result instead of
-    /// sleeping).
+    /// Parks the task's waker until the job in flight finishes, and marks
+    /// the job urgent. Returns `false` if it has already finished (take its
+    /// result instead of sleeping).
     pub(crate) fn park(&self, cx: &mut Context<'_>) -> bool {
         let mut mailbox = self.shared.mailbox();
         if mailbox.finished.is_some() {
@@ -222,16 +189,13 @@ impl<T: Send + 'static> JobSlot<T> {
             Some(waker) => waker.clone_from(cx.waker()),
             None => mailbox.waker = Some(cx.waker().clone()),
         }
+        self.shared.urgent.store(true, Ordering::Release);
         true
     }
 }
 
 impl<T> Drop for JobSlot<T> {
     fn drop(&mut self) {
-        // Under the lock, so a runner cannot miss it between its check and
-        // its wait.
-        let _mailbox = self.shared.mailbox();
         self.shared.cancelled.store(true, Ordering::Release);
-        self.shared.work_queued.notify_all();
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! A stream maps its range once into a [`Region`] and moves a cursor over it.
 //! Its background prefetcher ([`prefetch`]) makes the pages ahead of the
-//! cursor resident on tokio's blocking pool, and the poll functions touch
+//! cursor resident on the pager's threads, and the poll functions touch
 //! only bytes it has vouched for, so a poll never waits on the disk:
 //!
 //! ```text
@@ -12,7 +12,7 @@
 //!        ├── yes: copy out (guarded) / lend a slice / hand out a Bytes
 //!        └── no : park the waker, return Pending (a "stall")
 //!                      ▲
-//!   blocking pool:  MADV_POPULATE_READ(next window) ── wake ──┘
+//!   pager thread:   MADV_POPULATE_READ(next window) ── wake ──┘
 //! ```
 
 mod chunks;
@@ -47,14 +47,41 @@ use writeback::Writeback;
 /// Implements [`AsyncRead`], [`AsyncBufRead`] (whose `fill_buf` lends the
 /// mapping's own bytes, no copy) and [`AsyncSeek`]; [`chunks`](Self::chunks)
 /// turns it into a stream of zero-copy [`Bytes`](bytes::Bytes). A background
-/// task on tokio's blocking pool makes the pages ahead of the cursor resident,
+/// task on the [`Pager`](crate::Pager) makes the pages ahead of the cursor resident,
 /// so polls never block the async worker on the disk: when the cursor catches
 /// up with the prefetcher, a poll returns `Pending` and is woken once the next
 /// window is in memory.
 ///
-/// Reads copy through a guard that turns a truncated file into an
-/// `UnexpectedEof` error instead of a `SIGBUS` crash. Writes into a sparse
-/// file on a full file system fail with `StorageFull`.
+/// Writes into a sparse file on a full file system fail with `StorageFull`.
+/// An error that may have lost written bytes (a truncation, a failed
+/// write-back or flush) is reported again by every later write, flush and
+/// shutdown.
+///
+/// # A truncated file
+///
+/// When the file is truncated under a stream, the stream reports
+/// `UnexpectedEof`; it never lets the process be killed by `SIGBUS`:
+///
+/// - Reads and writes copy through a guard: the copy that meets a lost page
+///   fails.
+/// - Memory the stream lends out, the slice of `fill_buf` and the
+///   [`Bytes`](bytes::Bytes) of [`chunks`](Self::chunks), is covered by the
+///   library's `SIGBUS` handler for as long as it lives. A page of it that
+///   the truncation took away reads as zeros when touched, and from then on
+///   every poll of the stream (a read, `fill_buf`, the next chunk, a write)
+///   fails with `UnexpectedEof`. Those zeros are not data: a consumer that
+///   passes each chunk on before it polls for the next (an HTTP body, say)
+///   learns from that error that the content was cut, as it would from a
+///   failed read. Chunks still held after their stream ended, with no poll
+///   left to come, read the zeros silently. A system call handed such memory
+///   (a socket write of a chunk) fails with `EFAULT` ("Bad address")
+///   instead. When more than 4096 mappings are lent out at once, further
+///   streams hand out copies, which a later truncation does not touch.
+///
+/// After such an error the stream stays failed, even if the file grows back.
+/// Changes of the file's bytes that are not a truncation are visible through
+/// lent memory: that is the caller's part of the `unsafe` constructor's
+/// contract (see the crate's [safety section](crate#safety)).
 ///
 /// # Examples
 ///
@@ -80,11 +107,33 @@ pub struct ViewStream {
     writeback: Writeback,
     budget: Budget,
     shut_down: bool,
+    /// What `fill_buf` lends when the region cannot lend its own memory.
+    copied: Vec<u8>,
     /// Held by every background job; the watch sees it go.
     liveness: Arc<()>,
 }
 
 /// Counters of a stream's background work, from [`ViewStream::stats`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use tokio::io::AsyncWriteExt;
+///
+/// let dir = tempfile::tempdir()?;
+/// // SAFETY: this program is the only user of the new file.
+/// let map = unsafe { mapview::MappedFile::create(dir.path().join("out.bin"), 1 << 20)? };
+/// let mut stream = map.stream(..)?;
+/// stream.write_all(&[1; 4096]).await?;
+/// assert_eq!(stream.stats().dirty_bytes, 4096);
+/// stream.flush().await?;
+/// let stats = stream.stats();
+/// assert_eq!((stats.dirty_bytes, stats.flushed_bytes), (0, 4096));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamStats {
     /// Bytes the stream found or made resident ahead of its cursor.
@@ -102,6 +151,10 @@ pub struct StreamStats {
 /// Tells whether the background work of a stream has ended, from
 /// [`ViewStream::background`]. It ends soon after the stream is dropped (a
 /// job in flight finishes its window first).
+///
+/// A hook for the crate's own tests, outside the documented API: it may
+/// change in any release.
+#[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct BackgroundWatch(Weak<()>);
 
@@ -118,7 +171,9 @@ impl ViewStream {
         span: Span,
         options: &StreamOptions,
     ) -> io::Result<Self> {
-        let runtime = Handle::try_current().map_err(|_| {
+        // Not needed for the background work (the pager runs it), but a
+        // stream polled outside a runtime could not yield to its neighbours.
+        Handle::try_current().map_err(|_| {
             io::Error::other("MappedFile::stream must be called inside a tokio runtime")
         })?;
         let region = Arc::new(Region::new(object, span)?);
@@ -127,15 +182,9 @@ impl ViewStream {
             initial: options.read_ahead,
             max: options.max_read_ahead,
         };
-        let prefetch = Prefetcher::new(
-            Arc::clone(&region),
-            runtime.clone(),
-            Arc::clone(&liveness),
-            window,
-        );
+        let prefetch = Prefetcher::new(Arc::clone(&region), Arc::clone(&liveness), window);
         let writeback = Writeback::new(
             Arc::clone(&region),
-            runtime,
             Arc::clone(&liveness),
             options.dirty_limit,
         );
@@ -146,22 +195,74 @@ impl ViewStream {
             pos: 0,
             budget: Budget::default(),
             shut_down: false,
+            copied: Vec::new(),
             liveness,
         })
     }
 
     /// The cursor, relative to the start of the stream's range.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use std::io::SeekFrom;
+    /// use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    ///
+    /// let map = mapview::MappedFile::anonymous(4096)?;
+    /// let mut stream = map.stream(1000..2000)?;
+    /// assert_eq!(stream.position(), 0); // relative to the start of the range
+    /// stream.read_exact(&mut [0; 10]).await?;
+    /// assert_eq!(stream.position(), 10);
+    /// stream.seek(SeekFrom::End(-1)).await?;
+    /// assert_eq!(stream.position(), 999);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn position(&self) -> u64 {
         self.pos
     }
 
     /// The length of the stream's range in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let map = mapview::MappedFile::anonymous(4096)?;
+    /// let mut stream = map.stream(1000..)?;
+    /// assert_eq!(stream.len(), 3096);
+    /// let mut bytes = Vec::new();
+    /// stream.read_to_end(&mut bytes).await?; // up to the end of the range
+    /// assert_eq!(bytes.len() as u64, stream.len());
+    /// # Ok(())
+    /// # }
+    /// ```
     #[allow(clippy::len_without_is_empty)] // a stream is never empty
     pub fn len(&self) -> u64 {
         self.region.len()
     }
 
     /// Counters of the stream's background work so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let map = mapview::MappedFile::anonymous(1 << 20)?;
+    /// let mut stream = map.stream(..)?;
+    /// tokio::io::copy(&mut stream, &mut tokio::io::sink()).await?;
+    /// let stats = stream.stats();
+    /// assert_eq!(stats.prefetched_bytes, 1 << 20); // every byte, ahead of the reads
+    /// assert_eq!(stats.flushed_bytes, 0); // nothing was written
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> StreamStats {
         StreamStats {
             prefetched_bytes: self.prefetch.prefetched_bytes,
@@ -171,7 +272,9 @@ impl ViewStream {
         }
     }
 
-    /// A handle that tells when this stream's background work has ended.
+    /// A handle that tells when this stream's background work has ended: a
+    /// hook for the crate's own tests, outside the documented API.
+    #[doc(hidden)]
     pub fn background(&self) -> BackgroundWatch {
         BackgroundWatch(Arc::downgrade(&self.liveness))
     }
@@ -217,6 +320,10 @@ impl ViewStream {
     /// most `size` bytes each, pointing into the mapping and keeping it
     /// alive. A `size` of 0 yields one `InvalidInput` error.
     ///
+    /// A chunk's pages lost to a truncation of the file read as zeros, and
+    /// the next chunk is an `UnexpectedEof` error (see [a truncated
+    /// file](Self#a-truncated-file)).
+    ///
     /// # Examples
     ///
     /// ```
@@ -246,6 +353,7 @@ impl ViewStream {
         cx: &mut Context<'_>,
         max: usize,
     ) -> Poll<io::Result<Option<(u64, usize)>>> {
+        self.region.check()?;
         if self.pos >= self.len() {
             return Poll::Ready(Ok(None));
         }
@@ -312,6 +420,30 @@ impl ViewStream {
         }
         Ok(())
     }
+
+    /// Writes what fits of `buf` at the cursor, once there is room and the
+    /// pages are writable.
+    fn poll_write_at_cursor(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() || self.pos >= self.len() {
+            return Poll::Ready(Ok(0));
+        }
+        let progress = ready!(self.budget.poll_proceed(cx));
+        let room = ready!(self.writeback.poll_room(cx, self.pos))?;
+        if let Some(released) = self.writeback.take_released() {
+            self.prefetch.forget(released);
+        }
+        let available = ready!(self.prefetch.poll_available(cx, self.pos, Populate::Write))?;
+        progress.made_progress();
+        let len = (buf.len() as u64).min(available).min(room) as usize;
+        self.region.copy_in(self.pos, &buf[..len])?;
+        self.writeback.record(self.pos..self.pos + len as u64);
+        self.pos += len as u64;
+        Poll::Ready(Ok(len))
+    }
 }
 
 impl AsyncWrite for ViewStream {
@@ -322,26 +454,18 @@ impl AsyncWrite for ViewStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.check_writable()?;
-        if buf.is_empty() || this.pos >= this.len() {
-            return Poll::Ready(Ok(0));
-        }
-        let progress = ready!(this.budget.poll_proceed(cx));
-        let room = ready!(this.writeback.poll_room(cx, this.pos))?;
-        if let Some(released) = this.writeback.take_released() {
-            this.prefetch.forget(released);
-        }
-        let available = ready!(this.prefetch.poll_available(cx, this.pos, Populate::Write))?;
-        progress.made_progress();
-        let len = (buf.len() as u64).min(available).min(room) as usize;
-        this.region.copy_in(this.pos, &buf[..len])?;
-        this.writeback.record(this.pos..this.pos + len as u64);
-        this.pos += len as u64;
-        Poll::Ready(Ok(len))
+        let result = ready!(this.poll_write_at_cursor(cx, buf));
+        Poll::Ready(this.writeback.note(result))
     }
 
     /// Completes when every byte written so far is durable in the file
-    /// (`msync(MS_SYNC)` on the blocking pool); for shared or anonymous
+    /// (`msync(MS_SYNC)` on the pager); for shared or anonymous
     /// memory and copy-on-write maps, at once.
+    ///
+    /// Fails with `UnexpectedEof` if the file was truncated below bytes
+    /// written since the last flush. Once a write, a write-back or a flush
+    /// has failed in a way that may have lost written bytes, every later
+    /// write, flush and shutdown fails with that error's kind.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.writeback.poll_flush(cx, this.pos)
@@ -356,13 +480,24 @@ impl AsyncWrite for ViewStream {
     }
 }
 
+/// How many bytes `fill_buf` copies at most when the region cannot lend its
+/// memory (too many regions lent out at once).
+const FILL_COPY: usize = 64 << 10;
+
 impl AsyncBufRead for ViewStream {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        match ready!(this.poll_next_span(cx, usize::MAX))? {
-            Some((start, len)) => Poll::Ready(this.region.slice(start, len)),
-            None => Poll::Ready(Ok(&[])),
+        let Some((start, len)) = ready!(this.poll_next_span(cx, usize::MAX))? else {
+            return Poll::Ready(Ok(&[]));
+        };
+        if let Some(lent) = this.region.lend(start, len)? {
+            return Poll::Ready(Ok(lent));
         }
+        let len = len.min(FILL_COPY);
+        this.copied.resize(len, 0);
+        // SAFETY: `copied` holds `len` bytes and is not the mapping.
+        unsafe { this.region.copy_out(start, this.copied.as_mut_ptr(), len)? };
+        Poll::Ready(Ok(&this.copied))
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {

@@ -28,6 +28,22 @@ impl Default for StreamOptions {
 impl StreamOptions {
     /// The defaults: a 2 MiB read-ahead window that may grow to 32 MiB, and
     /// at most 64 MiB of dirty bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::StreamOptions;
+    ///
+    /// let defaults = StreamOptions::new()
+    ///     .read_ahead(2 << 20)
+    ///     .max_read_ahead(32 << 20)
+    ///     .dirty_limit(64 << 20);
+    /// assert_eq!(StreamOptions::new(), defaults);
+    /// assert_eq!(StreamOptions::new(), StreamOptions::default());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -37,6 +53,22 @@ impl StreamOptions {
     /// reader catches up with it, up to
     /// [`max_read_ahead`](StreamOptions::max_read_ahead). Raised to the
     /// maximum if larger.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::StreamOptions;
+    ///
+    /// // A reader known to read far: start with an 8 MiB window.
+    /// let options = StreamOptions::new().read_ahead(8 << 20);
+    /// assert_ne!(options, StreamOptions::new());
+    /// // A window above the maximum (32 MiB by default) raises the maximum.
+    /// let wide = StreamOptions::new().read_ahead(64 << 20);
+    /// assert_eq!(wide, StreamOptions::new().max_read_ahead(64 << 20).read_ahead(64 << 20));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn read_ahead(mut self, bytes: u64) -> Self {
         self.read_ahead = bytes.max(1);
         self.max_read_ahead = self.max_read_ahead.max(self.read_ahead);
@@ -44,6 +76,22 @@ impl StreamOptions {
     }
 
     /// The largest the read-ahead window grows to, in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use mapview::StreamOptions;
+    ///
+    /// // Many streams at once: at most 4 MiB ahead of each reader.
+    /// let options = StreamOptions::new().max_read_ahead(4 << 20);
+    /// assert_ne!(options, StreamOptions::new());
+    /// // A maximum below the window (2 MiB by default) lowers the window.
+    /// let narrow = StreamOptions::new().max_read_ahead(1 << 20);
+    /// assert_eq!(narrow, StreamOptions::new().read_ahead(1 << 20).max_read_ahead(1 << 20));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_read_ahead(mut self, bytes: u64) -> Self {
         self.max_read_ahead = bytes.max(1);
         self.read_ahead = self.read_ahead.min(self.max_read_ahead);
@@ -54,6 +102,26 @@ impl StreamOptions {
     /// disk). Writeback starts at a quarter of it; at the limit,
     /// `poll_write` returns `Pending` until writeback frees room. Applies
     /// to file-backed, read-write maps.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokio::io::AsyncWriteExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// // SAFETY: this program is the only user of the new file.
+    /// let map = unsafe { mapview::MappedFile::create(dir.path().join("out.bin"), 4 << 20)? };
+    /// let options = mapview::StreamOptions::new().dirty_limit(1 << 20);
+    /// let mut stream = map.stream_with(.., &options)?;
+    /// for _ in 0..4 {
+    ///     stream.write_all(&vec![1; 1 << 20]).await?;
+    ///     assert!(stream.stats().dirty_bytes <= 1 << 20);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn dirty_limit(mut self, bytes: u64) -> Self {
         self.dirty_limit = bytes.max(1);
         self

@@ -1,5 +1,5 @@
 //! The background prefetcher of a stream view: it makes the pages ahead of
-//! the cursor resident on tokio's blocking pool, so that a poll on an async
+//! the cursor resident on the pager's threads, so that a poll on an async
 //! worker never waits on the disk.
 //!
 //! ```text
@@ -30,8 +30,6 @@ use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-
-use tokio::runtime::Handle;
 
 use crate::range::steps;
 use crate::region::{Region, BLOCKING_STEP};
@@ -70,17 +68,12 @@ pub(crate) struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub(crate) fn new(
-        region: Arc<Region>,
-        runtime: Handle,
-        liveness: Arc<()>,
-        window: Window,
-    ) -> Self {
+    pub(crate) fn new(region: Arc<Region>, liveness: Arc<()>, window: Window) -> Self {
         let trust_mincore = sys::mincore_is_truthful(&region.object().file);
         let end = region.len();
         Self {
             region,
-            job: JobSlot::new(runtime, liveness),
+            job: JobSlot::new(liveness),
             running: None,
             end,
             resident: 0..0,
@@ -187,7 +180,7 @@ impl Prefetcher {
         resident
     }
 
-    /// Starts a job that populates `range` on the blocking pool.
+    /// Starts a job that populates `range` on the pager.
     fn start(&mut self, range: Range<u64>) {
         let region = Arc::clone(&self.region);
         let (mode, exact) = (self.mode, self.is_short());
@@ -287,7 +280,7 @@ impl Prefetcher {
 }
 
 /// Makes `range` of `region` resident for `mode`, in steps. Blocking: runs
-/// on the blocking pool (or a thread that may wait on the disk).
+/// on the pager (or a thread that may wait on the disk).
 ///
 /// For a long stream, the kernel's read-ahead around the faults reads past
 /// the range, which the reader needs next anyway. A short stream (`exact`)

@@ -24,8 +24,16 @@
 //!
 //! Only file-backed, read-write streams have anything to write back. For
 //! shared or anonymous memory and copy-on-write maps a flush is a memory
-//! fence and writes are never held back. A failed job's error is kept and
-//! returned by the next `poll_write` or `poll_flush`.
+//! fence and writes are never held back.
+//!
+//! Errors are sticky, as a write-back error is in the kernel (and as
+//! tokio's `fs::File` keeps its `last_write_err`, but for good): once a
+//! write-back job, a flush or a write has failed in a way that may have lost
+//! bytes the stream accepted (a truncated file, an I/O error), every later
+//! write, flush and shutdown fails too. A flush that then said `Ok` would
+//! claim durability for bytes that are gone. A write refused with
+//! `StorageFull` (no room for a new page of a sparse file) took none of its
+//! bytes and lost none before it, like `write(2)`'s `ENOSPC`: it is not kept.
 //!
 //! The batch behind the cursor is unmapped before its I/O starts, and ends
 //! on a folio boundary ([`FOLIO_MAX`]). Writing back a page that is mapped
@@ -41,8 +49,6 @@ use std::ops::Range;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-
-use tokio::runtime::Handle;
 
 use crate::object::{Access, Backing};
 use crate::range::steps;
@@ -99,8 +105,8 @@ enum FileJob {
         start: Option<Batch>,
         wait: Option<Batch>,
     },
-    /// Made `range` durable; `bytes` of it were not yet written back before.
-    Sync { range: Range<u64>, bytes: u64 },
+    /// Made a range durable; `bytes` of it were not yet written back before.
+    Sync { bytes: u64 },
 }
 
 /// The smallest range that covers both.
@@ -133,18 +139,19 @@ pub(crate) struct Writeback {
     /// What jobs unmapped (see [`Region::release`]) since the stream last
     /// asked.
     released: Option<Range<u64>>,
-    error: Option<io::Error>,
+    /// The first error that may have lost accepted bytes, kept for good.
+    failure: Option<io::Error>,
     pub(crate) flushed_bytes: u64,
 }
 
 impl Writeback {
-    pub(crate) fn new(region: Arc<Region>, runtime: Handle, liveness: Arc<()>, limit: u64) -> Self {
+    pub(crate) fn new(region: Arc<Region>, liveness: Arc<()>, limit: u64) -> Self {
         let object = region.object();
         let persisted =
             object.access == Access::ReadWrite && matches!(object.backing, Backing::Persisted);
         Self {
             region,
-            job: JobSlot::new(runtime, liveness),
+            job: JobSlot::new(liveness),
             persisted,
             limit: limit.max(1),
             dirty: None,
@@ -153,7 +160,7 @@ impl Writeback {
             waiting: None,
             unsynced: None,
             released: None,
-            error: None,
+            failure: None,
             flushed_bytes: 0,
         }
     }
@@ -187,14 +194,13 @@ impl Writeback {
     /// How many more bytes may be written now at `cursor`. `Pending` while
     /// the dirty bytes are at the limit, until writeback frees room.
     pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>, cursor: u64) -> Poll<io::Result<u64>> {
+        self.check_failure()?;
         if !self.persisted {
             return Poll::Ready(Ok(u64::MAX));
         }
         loop {
             self.collect();
-            if let Some(error) = self.error.take() {
-                return Poll::Ready(Err(error));
-            }
+            self.check_failure()?;
             let used = self.dirty_bytes();
             if used < self.limit {
                 return Poll::Ready(Ok(self.limit - used));
@@ -300,10 +306,7 @@ impl Writeback {
         self.waiting = None;
         let region = Arc::clone(&self.region);
         let release = self.release_behind(&range, cursor);
-        let job = FileJob::Sync {
-            range: range.clone(),
-            bytes,
-        };
+        let job = FileJob::Sync { bytes };
         self.job.start(job, move |_| {
             region.release(release)?;
             region.sync(range)
@@ -323,31 +326,49 @@ impl Writeback {
                 self.started = start;
             }
             (FileJob::Sync { bytes, .. }, Ok(())) => self.flushed_bytes += bytes,
-            (FileJob::WriteBack { .. }, Err(error)) => self.keep(error),
-            (FileJob::Sync { range, .. }, Err(error)) => {
-                // Still not durable: the next flush tries again.
-                self.unsynced = Some(union(self.unsynced.take(), range));
-                self.keep(error);
-            }
+            (_, Err(error)) => self.keep(error),
         }
     }
 
-    /// Keeps the first error until a poll reports it.
+    /// Keeps the first error for good.
     fn keep(&mut self, error: io::Error) {
-        self.error.get_or_insert(error);
+        self.failure.get_or_insert(error);
+    }
+
+    /// Passes on the result of a write, keeping its error if it may have
+    /// lost accepted bytes (see the module docs).
+    pub(crate) fn note<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(error) = &result {
+            if error.kind() != io::ErrorKind::StorageFull {
+                self.keep(io::Error::new(error.kind(), error.to_string()));
+            }
+        }
+        result
+    }
+
+    /// The kept error, reported again.
+    fn check_failure(&self) -> io::Result<()> {
+        match &self.failure {
+            None => Ok(()),
+            Some(failure) => Err(io::Error::new(
+                failure.kind(),
+                format!(
+                    "a write or flush of this stream failed, written bytes may be lost: {failure}"
+                ),
+            )),
+        }
     }
 
     /// Completes when every byte recorded so far is durable in the file.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>, cursor: u64) -> Poll<io::Result<()>> {
+        self.check_failure()?;
         if !self.persisted {
             fence(Ordering::SeqCst);
             return Poll::Ready(Ok(()));
         }
         loop {
             self.collect();
-            if let Some(error) = self.error.take() {
-                return Poll::Ready(Err(error));
-            }
+            self.check_failure()?;
             if !self.job.is_busy() {
                 let Some(range) = self.unsynced.take() else {
                     return Poll::Ready(Ok(()));

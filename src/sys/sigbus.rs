@@ -20,6 +20,21 @@
 //!
 //! The zero page stays in the mapping: whoever sees the error must stop using
 //! that mapping (the stream views mark their region as poisoned).
+//!
+//! Memory that the library lends out (zero-copy `Bytes`, `fill_buf`
+//! slices) is read by user code, outside any guarded copy. A [`Cover`] enters
+//! such a mapping in a process-wide table ([`lent`](super::lent)) while it
+//! lives; a fault at an address in a covered mapping gets a zero page too,
+//! the table records the mapping as poisoned, and the owner of the mapping
+//! reports `UnexpectedEof` the next time it looks ([`Cover::is_poisoned`]):
+//!
+//! ```text
+//!   SIGBUS at addr ── in this thread's GUARD? ── yes ──> zero page; FAULTED
+//!                          │ no
+//!                     in a covered mapping? ──── yes ──> zero page; poisoned
+//!                          │ no
+//!                     previous handler
+//! ```
 
 use std::cell::Cell;
 use std::io;
@@ -27,6 +42,8 @@ use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::atomic::{compiler_fence, AtomicUsize, Ordering};
 use std::sync::Once;
+
+use super::lent::Table;
 
 thread_local! {
     // Const-initialised `Copy` cells without destructors: reading them is a
@@ -44,6 +61,14 @@ static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
 static mut PREVIOUS: MaybeUninit<libc::sigaction> = MaybeUninit::uninit();
 
 static INSTALL: Once = Once::new();
+
+/// How many mappings can be covered at once. A slot is 32 bytes; a process
+/// that lends out more mappings at once than this gets `None` from
+/// [`Cover::new`] and copies instead.
+const COVER_SLOTS: usize = 4096;
+
+/// The covered mappings, read by the handler.
+static COVERED: Table<COVER_SLOTS> = Table::new();
 
 fn install_handler() -> io::Result<()> {
     let mut result = Ok(());
@@ -81,6 +106,10 @@ extern "C" fn on_sigbus(
         FAULTED.with(|f| f.set(true));
         return;
     }
+    // Poisoned first: the owner then never trusts the zero page as data.
+    if COVERED.poison_at(addr) && map_zero_page(addr) {
+        return;
+    }
     // SAFETY: PREVIOUS was fully written before this handler was installed.
     let previous = unsafe { &*(&raw const PREVIOUS).cast::<libc::sigaction>() };
     let handler = previous.sa_sigaction;
@@ -106,13 +135,57 @@ extern "C" fn on_sigbus(
     }
 }
 
+/// A mapping covered by the `SIGBUS` handler while this lives: a lost page
+/// in it becomes a zero page and the mapping is poisoned, instead of the
+/// process being killed.
+#[derive(Debug)]
+pub(crate) struct Cover {
+    slot: usize,
+}
+
+impl Cover {
+    /// Covers `start..start + len`. `None` if every slot of the table is
+    /// taken (or the handler could not be installed): the caller must then
+    /// not lend the memory out.
+    ///
+    /// # Safety
+    ///
+    /// `start..start + len` (`len > 0`) must be a mapping the caller owns,
+    /// mapped before this call and unmapped only after the `Cover` is
+    /// dropped: the handler maps zero pages over faulting pages in it.
+    pub(crate) unsafe fn new(start: *const u8, len: usize) -> Option<Self> {
+        install_handler().ok()?;
+        let slot = COVERED.claim(start as usize, len)?;
+        Some(Self { slot })
+    }
+
+    /// Whether a page of the mapping was lost (it reads as zeros now).
+    pub(crate) fn is_poisoned(&self) -> bool {
+        COVERED.is_poisoned(self.slot)
+    }
+}
+
+impl Drop for Cover {
+    fn drop(&mut self) {
+        // Before the mapping is unmapped (the contract of `new`). A handler
+        // that runs meanwhile for a fault in this mapping cannot exist: the
+        // faulting reader would hold a borrow of the memory, and so of its
+        // owner, which is being dropped. A handler for a fault elsewhere that
+        // reads this slot while it changes sees its sequence number move, and
+        // skips it.
+        COVERED.release(self.slot);
+    }
+}
+
 /// Replaces the page holding `addr` with a private zero page. Only raw
 /// syscalls: this runs inside the signal handler.
 fn map_zero_page(addr: usize) -> bool {
     let page = addr & !(PAGE_SIZE.load(Ordering::Relaxed) - 1);
-    // SAFETY: the page lies inside a mapping that the interrupted copy owns
-    // (checked by the caller); replacing it with anonymous memory keeps the
-    // address valid for the rest of the copy.
+    // SAFETY: the page lies inside a mapping that the interrupted copy owns,
+    // or that a live `Cover` covers (checked by the caller), and whose owner
+    // stops trusting its contents (the copy fails, the cover is poisoned);
+    // replacing it with anonymous memory keeps the address valid for the
+    // rest of the access.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mmap,
@@ -158,12 +231,17 @@ pub(crate) unsafe fn guarded<T>(
     GUARD_END.with(|g| g.set(0));
     GUARD_START.with(|g| g.set(0));
     if FAULTED.with(Cell::get) {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the mapped file was truncated under the access",
-        ));
+        return Err(truncated());
     }
     Ok(value)
+}
+
+/// The error for bytes of a mapping that a truncation of the file took away.
+pub(crate) fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the mapped file was truncated under the mapping",
+    )
 }
 
 /// Copies `len` bytes from `src` to `dst`, where the `guarded` side lies in a

@@ -1,4 +1,4 @@
-//! Unix system calls, with the Linux-only ones behind `cfg(target_os = "linux")`.
+//! Linux system calls (the only platform so far: see `sys/mod.rs`).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -92,30 +92,26 @@ pub(crate) fn flock(fd: impl AsFd, op: Flock) -> io::Result<bool> {
 /// be a SIGBUS). Falls back to a sparse `set_len` where allocation is not
 /// supported.
 pub(crate) fn grow(file: &File, from: u64, to: u64) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        let (Ok(offset), Ok(len)) = (
-            libc::off_t::try_from(from),
-            libc::off_t::try_from(to - from),
-        ) else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "capacity too large",
-            ));
-        };
-        // SAFETY: the descriptor is borrowed for the duration of the call.
-        match check(unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) }) {
-            Ok(_) => return Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => {}
-            Err(e) => return Err(e),
+    let (Ok(offset), Ok(len)) = (
+        libc::off_t::try_from(from),
+        libc::off_t::try_from(to - from),
+    ) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "capacity too large",
+        ));
+    };
+    // SAFETY: the descriptor is borrowed for the duration of the call.
+    match check(unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) }) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => {
+            file.set_len(to)
         }
+        Err(e) => Err(e),
     }
-    let _ = from;
-    file.set_len(to)
 }
 
 /// A new anonymous memory object of `len` zeroed bytes, close-on-exec.
-#[cfg(target_os = "linux")]
 pub(crate) fn anonymous_file(len: u64) -> io::Result<File> {
     let name = c"mapview-anonymous";
     // SAFETY: `name` is a valid NUL-terminated string; flags are valid.
@@ -124,15 +120,6 @@ pub(crate) fn anonymous_file(len: u64) -> io::Result<File> {
     let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     file.set_len(len)?;
     Ok(file)
-}
-
-/// A new anonymous memory object of `len` zeroed bytes, close-on-exec.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn anonymous_file(_len: u64) -> io::Result<File> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "anonymous maps need memfd_create (Linux)",
-    ))
 }
 
 /// The size of a virtual memory page.
@@ -276,7 +263,6 @@ pub(crate) unsafe fn populate(addr: *const u8, len: usize, how: Populate) -> io:
 /// disk (`sync_file_range(WRITE)`), and with `wait`, waits until they are
 /// written. Neither is durable: no metadata, no disk-cache flush. Blocking:
 /// call it off the async workers.
-#[cfg(target_os = "linux")]
 pub(crate) fn write_back(file: &File, offset: u64, len: u64, wait: bool) -> io::Result<()> {
     let (Ok(offset), Ok(len)) = (
         libc::off64_t::try_from(offset),
@@ -304,29 +290,21 @@ pub(crate) fn write_back(file: &File, offset: u64, len: u64, wait: bool) -> io::
     }
 }
 
-/// Writes the dirty pages of `file` to the disk and waits, where there is no
-/// `sync_file_range` (the whole file's data, durably).
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn write_back(file: &File, _offset: u64, _len: u64, _wait: bool) -> io::Result<()> {
-    file.sync_data()
-}
-
 /// While alive, the calling thread runs under `SCHED_BATCH`: the scheduler
 /// does not let it preempt the thread on its CPU when it wakes up. The
-/// background jobs of streams run so, because on a busy machine a job woken
-/// by its stream (or by the disk) otherwise took the CPU of the async
-/// worker that woke it, for hundreds of microseconds at a time (measured
-/// in `examples/write_latency.rs`). Any thread may switch between
-/// `SCHED_OTHER` and `SCHED_BATCH`; dropping the guard puts the thread's
-/// policy back (it is a thread of tokio's blocking pool, shared with other
-/// work). Threads under any other policy are left alone.
+/// pager's threads run so, because on a busy machine a job woken by its
+/// stream (or by the disk) otherwise took the CPU of the async worker that
+/// woke it, for hundreds of microseconds at a time (`cargo run --release -p
+/// mapview-benches --bin write_latency` shows it as tick lateness). Any
+/// thread may switch between `SCHED_OTHER` and `SCHED_BATCH`; dropping the
+/// guard puts the thread's policy back. Threads under any other policy are
+/// left alone.
 #[derive(Debug)]
 pub(crate) struct BatchScheduling {
     switched: bool,
 }
 
 /// The calling thread's scheduling policy.
-#[cfg(target_os = "linux")]
 fn policy() -> libc::c_int {
     // SAFETY: pid 0 is the calling thread.
     unsafe { libc::sched_getscheduler(0) }
@@ -334,7 +312,6 @@ fn policy() -> libc::c_int {
 
 /// Sets the calling thread's scheduling policy (priority 0: the policies
 /// this switches between have no other).
-#[cfg(target_os = "linux")]
 fn set_policy(policy: libc::c_int) -> bool {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: pid 0 is the calling thread; `param` is a valid struct.
@@ -345,26 +322,27 @@ impl BatchScheduling {
     /// Switches the calling thread to `SCHED_BATCH` if it runs under
     /// `SCHED_OTHER`.
     pub(crate) fn enter() -> Self {
-        #[cfg(target_os = "linux")]
-        {
-            let switched = policy() == libc::SCHED_OTHER && set_policy(libc::SCHED_BATCH);
-            Self { switched }
-        }
-        #[cfg(not(target_os = "linux"))]
-        Self { switched: false }
+        let switched = policy() == libc::SCHED_OTHER && set_policy(libc::SCHED_BATCH);
+        Self { switched }
     }
 }
 
 impl Drop for BatchScheduling {
     fn drop(&mut self) {
-        #[cfg(target_os = "linux")]
         if self.switched {
             set_policy(libc::SCHED_OTHER);
         }
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+/// The calling process's effective user id: the owner of the files and
+/// shared memory it creates.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
 mod tests {
     use super::{policy, set_policy, BatchScheduling};
 
@@ -391,11 +369,4 @@ mod tests {
         .join()
         .unwrap();
     }
-}
-
-/// The calling process's effective user id: the owner of the files and
-/// shared memory it creates.
-pub(crate) fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
 }

@@ -78,7 +78,6 @@ pub struct Tail {
     /// The part of `buf` not yet handed out.
     filled: std::ops::Range<usize>,
     watcher: Watcher,
-    runtime: Handle,
     liveness: Arc<()>,
     budget: Budget,
 }
@@ -94,12 +93,31 @@ impl Tail {
     /// a regular file (a directory, say) or `start` is outside it; an
     /// error of kind `Other` outside a tokio runtime, or in one without IO
     /// and timers enabled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use std::io::{SeekFrom, Write};
+    /// use tokio::io::AsyncBufReadExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "old line\n")?;
+    /// let mut lines = mapview::Tail::follow(&path, SeekFrom::End(0))?.lines();
+    /// let mut log = std::fs::OpenOptions::new().append(true).open(&path)?;
+    /// writeln!(log, "new line")?; // usually another process
+    /// assert_eq!(lines.next_line().await?.as_deref(), Some("new line"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn follow(path: impl AsRef<Path>, start: SeekFrom) -> io::Result<Tail> {
         let path = path.as_ref().to_path_buf();
-        let runtime = Handle::try_current()
+        Handle::try_current()
             .map_err(|_| io::Error::other("Tail::follow must be called inside a tokio runtime"))?;
         let liveness = Arc::new(());
-        let source = Source::open(&path, runtime.clone(), Arc::clone(&liveness))?;
+        let source = Source::open(&path, Arc::clone(&liveness))?;
         let pos = match start {
             SeekFrom::Start(offset) => Some(offset),
             SeekFrom::End(delta) => source.len().checked_add_signed(delta),
@@ -116,10 +134,7 @@ impl Tail {
                 ),
             )
         })?;
-        let watcher = {
-            let _guard = runtime.enter();
-            Watcher::new(&path)?
-        };
+        let watcher = Watcher::new(&path)?;
         Ok(Tail {
             path,
             source,
@@ -127,18 +142,50 @@ impl Tail {
             buf: vec![0; BUFFER].into_boxed_slice(),
             filled: 0..0,
             watcher,
-            runtime,
             liveness,
             budget: Budget::default(),
         })
     }
 
     /// The path being followed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "a line\n")?;
+    /// let tail = mapview::Tail::follow(&path, std::io::SeekFrom::Start(0))?;
+    /// assert_eq!(tail.path(), path);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// The read position in the file being read now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.log");
+    /// std::fs::write(&path, "0123456789")?;
+    /// let mut tail = mapview::Tail::follow(&path, std::io::SeekFrom::Start(4))?;
+    /// assert_eq!(tail.position(), 4);
+    /// let mut three = [0; 3];
+    /// tail.read_exact(&mut three).await?;
+    /// assert_eq!((&three, tail.position()), (b"456", 7));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn position(&self) -> u64 {
         self.pos - self.filled.len() as u64
     }
@@ -204,7 +251,7 @@ impl Tail {
         if !replaced {
             return Ok(false);
         }
-        match Source::open(&self.path, self.runtime.clone(), Arc::clone(&self.liveness)) {
+        match Source::open(&self.path, Arc::clone(&self.liveness)) {
             Ok(source) => {
                 self.source = source;
                 self.pos = 0;

@@ -13,8 +13,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::runtime::Handle;
-
 use crate::object::{Access, Backing, Object};
 use crate::range::Span;
 use crate::region::Region;
@@ -47,13 +45,12 @@ pub(crate) struct Source {
     prefetch: Prefetcher,
     /// The file's length when last looked at.
     len: u64,
-    runtime: Handle,
     liveness: Arc<()>,
 }
 
 impl Source {
     /// Opens and maps the regular file at `path`.
-    pub(crate) fn open(path: &Path, runtime: Handle, liveness: Arc<()>) -> io::Result<Self> {
+    pub(crate) fn open(path: &Path, liveness: Arc<()>) -> io::Result<Self> {
         let file = File::open(path)?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
@@ -69,14 +66,13 @@ impl Source {
             capacity: len,
             backing: Backing::Persisted,
         });
-        let (region, prefetch) = map(&object, len, &runtime, &liveness)?;
+        let (region, prefetch) = map(&object, len, &liveness)?;
         Ok(Self {
             object,
             id: file_id(&metadata),
             region,
             prefetch,
             len,
-            runtime,
             liveness,
         })
     }
@@ -104,7 +100,7 @@ impl Source {
     /// Maps the file afresh, for a length of `len`: after it outgrew the
     /// mapping, or after a truncation poisoned the old one.
     pub(crate) fn remap(&mut self, len: u64) -> io::Result<()> {
-        let (region, prefetch) = map(&self.object, len, &self.runtime, &self.liveness)?;
+        let (region, prefetch) = map(&self.object, len, &self.liveness)?;
         self.region = region;
         self.prefetch = prefetch;
         self.len = len;
@@ -133,7 +129,6 @@ impl Source {
 fn map(
     object: &Arc<Object>,
     len: u64,
-    runtime: &Handle,
     liveness: &Arc<()>,
 ) -> io::Result<(Arc<Region>, Prefetcher)> {
     let mapped = (len + 1).next_multiple_of(HEADROOM);
@@ -144,12 +139,7 @@ fn map(
             len: mapped,
         },
     )?);
-    let mut prefetch = Prefetcher::new(
-        Arc::clone(&region),
-        runtime.clone(),
-        Arc::clone(liveness),
-        WINDOW,
-    );
+    let mut prefetch = Prefetcher::new(Arc::clone(&region), Arc::clone(liveness), WINDOW);
     prefetch.set_end(len);
     Ok((region, prefetch))
 }

@@ -2,7 +2,7 @@
 //! (copying `AsyncRead`, and zero-copy `chunks()`) against what a user would
 //! pick instead, with a plain in-memory copy as the ceiling.
 //!
-//! `cargo bench --bench read` (size: `MAPVIEW_BENCH_BYTES`, default 1 GiB).
+//! `cargo bench -p mapview-benches --bench read` (size: `MAPVIEW_BENCH_BYTES`, default 1 GiB).
 //! Every reader moves the same bytes through a 64 KiB buffer, except
 //! `chunks()`, which hands out `Bytes` that point into the page cache and
 //! are not read by this benchmark (that is what zero-copy buys a server).

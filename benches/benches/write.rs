@@ -2,7 +2,7 @@
 //! durable flush: mapview's `ViewStream` against `tokio::fs::File` and
 //! `std::fs::File` in `spawn_blocking`.
 //!
-//! `cargo bench --bench write` (size: `MAPVIEW_BENCH_BYTES`, default 1 GiB).
+//! `cargo bench -p mapview-benches --bench write` (size: `MAPVIEW_BENCH_BYTES`, default 1 GiB).
 //! Each iteration overwrites the same, already allocated file from its start
 //! and ends when the bytes are durable (`flush` of the stream; `sync_all` of
 //! the files). Overwriting keeps block allocation and the discards of

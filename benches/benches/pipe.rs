@@ -1,10 +1,10 @@
 //! `mapview::pipe` against a Unix domain socket, between two processes:
 //! throughput of 64 KiB writes, and the round trip of a 64-byte message.
 //!
-//! `cargo bench --bench pipe`. The bench binary starts itself as the other
+//! `cargo bench -p mapview-benches --bench pipe`. The bench binary starts itself as the other
 //! process (the `MAPVIEW_BENCH_CHILD` variable names its role). Each process
 //! runs a single-threaded tokio runtime. For p50/p99 of the round trip, run
-//! `cargo run --release --example pipeline`.
+//! `cargo run --release -p mapview-benches --bin pipeline_bench`.
 
 use std::io;
 use std::os::linux::net::SocketAddrExt;

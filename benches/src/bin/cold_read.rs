@@ -1,9 +1,9 @@
 //! Does reading a cold file stall the executor? Streams a file whose pages
 //! were evicted from the page cache on a `current_thread` runtime while a
 //! second task asks to be woken every millisecond and records how late it
-//! ran (see `support/ticker.rs`).
+//! ran (see `benches/src/ticker.rs`).
 //!
-//! `cargo run --release --example cold_read -- [SIZE_MIB]` (default 1024).
+//! `cargo run --release -p mapview-benches --bin cold_read -- [SIZE_MIB]` (default 1024).
 //! It makes its own file (in the system temp dir, removed at the end), and
 //! for each reader evicts the file's pages with `posix_fadvise(DONTNEED)`
 //! before reading it. Readers: mapview's `ViewStream`, a naive reader that
@@ -11,7 +11,7 @@
 //! adapter does), and `tokio::fs::File`. Then it times the first 64 KiB of
 //! a cold `ViewStream` with a 32 MiB read-ahead window.
 
-#[path = "support/ticker.rs"]
+#[path = "../ticker.rs"]
 mod ticker;
 
 use std::io;

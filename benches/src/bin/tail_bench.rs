@@ -7,7 +7,7 @@
 //!   few seconds, each stamped with the time it was written: lines/s, and
 //!   for every line how long after the write it was read (p50, p99, max).
 //!
-//! `cargo run --release --example tail_bench -- [SECONDS]` (default 3).
+//! `cargo run --release -p mapview-benches --bin tail_bench -- [SECONDS]` (default 3).
 
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};

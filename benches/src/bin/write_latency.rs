@@ -4,13 +4,13 @@
 //! late it ran. (The file is written and synced once up front, so block
 //! allocation and discards of deleted files stay out of the figures.)
 //!
-//! `cargo run --release --example write_latency -- [SIZE_MIB]` (default
+//! `cargo run --release -p mapview-benches --bin write_latency -- [SIZE_MIB]` (default
 //! 1024). Writers: mapview's `ViewStream` (+ `flush`), a naive writer that
 //! copies into a mapping inside `poll_write` (+ `msync`), and
 //! `tokio::fs::File` (+ `sync_all`). Files go to the system temp dir and
 //! are removed at the end.
 
-#[path = "support/ticker.rs"]
+#[path = "../ticker.rs"]
 mod ticker;
 
 use std::io;

@@ -1,0 +1,268 @@
+//! [`Pager`]: the process-wide threads that do the background work of every
+//! stream and tail, bounded in number, fair across streams, and at a lower
+//! CPU priority than the async workers.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use super::queue::{Queue, Task, Wake};
+use crate::sys;
+
+/// How long an idle pager thread waits for work before it ends. Long enough
+/// that a busy process keeps its threads between bursts, short enough that
+/// an idle one gives them back.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The default bound on threads: four per core, so that a few threads can
+/// wait on the disk while others populate, and at most [`MAX_DEFAULT`].
+const PER_CORE: usize = 4;
+
+/// The most threads the default pager starts, whatever the core count.
+const MAX_DEFAULT: usize = 32;
+
+/// A unit of background work.
+type Work = Box<dyn FnOnce() + Send>;
+
+/// The pager every stream of the process uses, set up on first use.
+static GLOBAL: OnceLock<Pager> = OnceLock::new();
+
+/// The threads that do the background work of every [`ViewStream`] and
+/// [`Tail`] in the process: making pages resident ahead of readers and
+/// writing dirty pages back behind writers.
+///
+/// However many streams are open, the process runs at most
+/// [`threads`](Pager::threads) of these threads (by default four per core,
+/// at most 32). A stream has at most one job queued at a time, and jobs run
+/// in the order they were queued, so the threads are shared round-robin; a
+/// job whose stream is waiting for it (its last poll returned `Pending`)
+/// runs before jobs that only work ahead. The threads run under
+/// `SCHED_BATCH`, so waking one never preempts an async worker on its CPU,
+/// and an idle thread ends after 10 seconds.
+///
+/// There is one pager a process. It starts with default settings when the
+/// first stream needs it; to change them, [`install`](PagerBuilder::install)
+/// one before that.
+///
+/// [`ViewStream`]: crate::ViewStream
+/// [`Tail`]: crate::Tail
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// // At the start of `main`, before any stream is made:
+/// mapview::Pager::builder().threads(8).install()?;
+/// assert_eq!(mapview::Pager::current().threads(), 8);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Pager {
+    shared: Arc<Shared>,
+}
+
+/// Settings for the process's [`Pager`], made by [`Pager::builder`].
+#[derive(Debug, Clone)]
+pub struct PagerBuilder {
+    threads: usize,
+}
+
+struct Shared {
+    queue: Mutex<Queue<Work>>,
+    /// Signalled when a task is queued for an idle thread.
+    work_queued: Condvar,
+    max_threads: usize,
+}
+
+impl Pager {
+    /// Settings with the defaults, to change and then
+    /// [`install`](PagerBuilder::install).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mapview::Pager::builder().threads(4);
+    /// # drop(builder);
+    /// ```
+    pub fn builder() -> PagerBuilder {
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        PagerBuilder {
+            threads: (cores * PER_CORE).min(MAX_DEFAULT),
+        }
+    }
+
+    /// The process's pager: the one installed, or one with the defaults,
+    /// started now if no stream has started it yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(mapview::Pager::current().threads() >= 1);
+    /// ```
+    pub fn current() -> &'static Pager {
+        GLOBAL.get_or_init(|| Self::builder().build())
+    }
+
+    /// The most threads this pager runs at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let threads = mapview::Pager::current().threads();
+    /// assert!((1..=32).contains(&threads));
+    /// ```
+    pub fn threads(&self) -> usize {
+        self.shared.max_threads
+    }
+
+    /// Queues `work` and sees that a thread will run it. `urgent` marks the
+    /// task to run before the others while it is set (its stream waits).
+    ///
+    /// # Errors
+    ///
+    /// The error of starting a thread, when no thread of the pager is left
+    /// to run the task. The task is dropped unrun then.
+    pub(crate) fn submit(
+        &self,
+        urgent: Arc<AtomicBool>,
+        work: impl FnOnce() + Send + 'static,
+    ) -> io::Result<()> {
+        let wake = self.shared.queue().push(Task {
+            work: Box::new(work),
+            urgent,
+        });
+        match wake {
+            Wake::Notify => self.shared.work_queued.notify_one(),
+            Wake::Wait => {}
+            Wake::Spawn => {
+                let shared = Arc::clone(&self.shared);
+                let started = thread::Builder::new()
+                    .name("mapview-pager".into())
+                    .spawn(move || shared.run());
+                if let Err(e) = started {
+                    return self.shared.failed_to_start(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PagerBuilder {
+    /// The most threads the pager runs at once (at least 1). The default is
+    /// four per core, at most 32.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let builder = mapview::Pager::builder().threads(16);
+    /// # drop(builder);
+    /// ```
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Makes this the process's pager.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if the process already has one: installed before, or
+    /// started by a stream. Install it first thing in `main`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// mapview::Pager::builder().threads(2).install()?;
+    /// // A second one is refused: the first is in use.
+    /// let again = mapview::Pager::builder().install();
+    /// assert_eq!(again.unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn install(self) -> io::Result<()> {
+        GLOBAL.set(self.build()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the process's pager is already set up: install it before the first stream",
+            )
+        })
+    }
+
+    fn build(self) -> Pager {
+        Pager {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::new(self.threads)),
+                work_queued: Condvar::new(),
+                max_threads: self.threads,
+            }),
+        }
+    }
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue<Work>> {
+        // Tasks run outside the lock, so it is never poisoned by one; recover
+        // the queue anyway.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A pager thread: runs tasks until none comes for [`KEEP_ALIVE`].
+    fn run(&self) {
+        // The whole life of the thread: it is the pager's own.
+        let _batch = sys::BatchScheduling::enter();
+        let mut queue = self.queue();
+        loop {
+            if let Some(task) = queue.pop() {
+                drop(queue);
+                // A task that panics must not take the thread with it: the
+                // queue counts this thread as alive.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task.work));
+                queue = self.queue();
+                continue;
+            }
+            queue.idle();
+            let (guard, wait) = self
+                .work_queued
+                .wait_timeout(queue, KEEP_ALIVE)
+                .unwrap_or_else(|e| e.into_inner());
+            queue = guard;
+            queue.busy();
+            if wait.timed_out() && queue.len() == 0 {
+                queue.leave();
+                return;
+            }
+        }
+    }
+
+    /// A new thread did not start. If other threads are left, they will get
+    /// to the task; if none is, the queued tasks are dropped unrun (their
+    /// owners see that) and the error is returned.
+    fn failed_to_start(&self, error: io::Error) -> io::Result<()> {
+        let stranded: Vec<Task<Work>> = {
+            let mut queue = self.queue();
+            queue.leave();
+            if queue.threads() > 0 {
+                return Ok(());
+            }
+            std::iter::from_fn(|| queue.pop()).collect()
+        };
+        drop(stranded);
+        Err(error)
+    }
+}
+
+impl fmt::Debug for Pager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let queue = self.shared.queue();
+        f.debug_struct("Pager")
+            .field("max_threads", &self.shared.max_threads)
+            .field("threads", &queue.threads())
+            .field("queued", &queue.len())
+            .finish()
+    }
+}
