@@ -124,6 +124,17 @@ fn child_entry() {
                 drop(reader);
                 assert!(!shm_exists(&name));
             }
+            "truncate-under-fill-buf" => {
+                let (name, _writer, mut reader) = pipe_with_bytes("cut-lent", 65536, 1000).await;
+                let lent = reader.fill_buf().await.unwrap();
+                assert_eq!(lent, [7u8; 1000]);
+                truncate(&object_path(&name), 0);
+                // The slice's page is gone: it reads as zeros, no SIGBUS.
+                assert!(lent.iter().all(|&b| b == 0));
+                reader.consume(10);
+                let err = reader.fill_buf().await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+            }
             "corrupt" => corrupt_while_open(&arg).await,
             other => panic!("unknown child role {other}"),
         }
@@ -167,6 +178,11 @@ fn truncation_and_regrowth_is_unexpected_eof_not_zeros() {
     for len in [0, 100, 266, 8192] {
         truncation(len, true, 65536);
     }
+}
+
+#[test]
+fn truncation_under_a_fill_buf_slice_reads_zeros_then_fails_not_a_crash() {
+    run_child("child_entry", "truncate-under-fill-buf", "");
 }
 
 #[test]

@@ -54,8 +54,9 @@
 //! What such a peer **cannot** do, through [`AsyncRead`](tokio::io::AsyncRead),
 //! [`AsyncWrite`](tokio::io::AsyncWrite), `flush`, `shutdown` or drop:
 //!
-//! - kill the process: every access to the shared memory, header words
-//!   included, is guarded against `SIGBUS`;
+//! - kill the process: every access of the ends to the shared memory,
+//!   header words included, is guarded against `SIGBUS`, and so are the
+//!   slices `fill_buf` lends out (see below);
 //! - make an end touch memory outside the ring, whatever the header says;
 //! - make the reader return the zeros a truncation leaves: the reader checks
 //!   an end marker behind the data after each copy, and a truncation (even
@@ -88,10 +89,11 @@
 //!   newcomer like any pipe.
 //!
 //! The zero-copy [`fill_buf`](tokio::io::AsyncBufReadExt::fill_buf) of
-//! [`PipeReader`] is the one exception: its slice points into the shared
-//! memory, so a peer can change the bytes under it, and truncating the
-//! memory while the slice lives raises a `SIGBUS` that kills the process.
-//! Use [`AsyncRead`](tokio::io::AsyncRead) when the peer is not trusted that
+//! [`PipeReader`] lends out the shared memory itself, so there a peer can
+//! also change the bytes while the slice lives, and a truncation while it
+//! lives shows as zeros in it (no `SIGBUS`: lent memory is covered), with
+//! `UnexpectedEof` on the next call. Use
+//! [`AsyncRead`](tokio::io::AsyncRead) when the peer is not trusted that
 //! far.
 //!
 //! Both ends must be created and used inside a tokio runtime with IO enabled

@@ -36,10 +36,13 @@ use super::spin::Spin;
 ///
 /// The slice from `poll_fill_buf` points into shared memory. The protocol
 /// forbids the writer to touch those bytes until they are consumed; a writer
-/// process that breaks the protocol can change them under the slice, or
-/// truncate the shared memory so that touching them raises `SIGBUS`. Use
-/// [`AsyncRead`] (every byte goes through a guarded copy, so truncation is an
-/// `UnexpectedEof` error) when the writer is not trusted that far.
+/// process that breaks the protocol can change them under the slice. A
+/// truncation under the slice cannot kill the process: the mapping is
+/// covered by the crate's `SIGBUS` handler while it is lent out, so a lost
+/// page reads as zeros, and the next call fails with `UnexpectedEof`. Use
+/// [`AsyncRead`] (whose copies are checked for truncation before a read
+/// returns, so it never hands out such zeros) when the writer is not trusted
+/// that far.
 ///
 /// # Examples
 ///
@@ -70,6 +73,8 @@ pub struct PipeReader {
     /// Length of the slice the last `poll_fill_buf` handed out: `consume`
     /// never moves past it.
     filled: usize,
+    /// The copy `poll_fill_buf` hands out when the ring cannot be lent.
+    spare: Vec<u8>,
     budget: Budget,
     spin: Spin,
 }
@@ -90,6 +95,7 @@ impl PipeReader {
             ring,
             link: Link::Gone,
             filled: 0,
+            spare: Vec::new(),
             budget: Budget::default(),
             spin: Spin::default(),
         };
@@ -221,9 +227,20 @@ impl AsyncBufRead for PipeReader {
         // published `head` and not yet released by this reader, so the
         // protocol keeps the writer off them while the slice (which borrows
         // `self`, so no `consume` can happen meanwhile) lives.
-        let bytes = unsafe { this.ring.contiguous(this.tail, available) }?;
-        this.filled = bytes.len();
-        Poll::Ready(Ok(bytes))
+        if let Some(bytes) = unsafe { this.ring.lend(this.tail, available) }? {
+            this.filled = bytes.len();
+            return Poll::Ready(Ok(bytes));
+        }
+        // The mapping cannot be lent out safely: hand out a copy.
+        this.spare.resize(available, 0);
+        // SAFETY: `spare` holds `available <= capacity` bytes and is not the
+        // ring.
+        unsafe {
+            this.ring
+                .read_at(this.tail, this.spare.as_mut_ptr(), available)
+        }?;
+        this.filled = available;
+        Poll::Ready(Ok(&this.spare))
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {

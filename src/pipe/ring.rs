@@ -67,7 +67,7 @@ use std::time::Duration;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::sys::{self, guarded_copy, Guarded};
+use crate::sys::{self, guarded_copy, Cover, Guarded};
 use crate::MappedFile;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"MAPVPIPE");
@@ -141,7 +141,7 @@ pub(super) fn not_initialised(error: &io::Error) -> bool {
 #[derive(Debug)]
 pub(super) struct Ring {
     /// Header, data and end marker. A raw mapping: every process writes it,
-    /// so Rust code never borrows it as a slice (but for `contiguous`).
+    /// so Rust code never borrows it as a slice (but for `lend`).
     map: ManuallyDrop<MmapRaw>,
     /// Holds the named object alive (and registered as held by this
     /// process) for as long as the end lives. Dropped by hand, after `map`,
@@ -164,6 +164,9 @@ pub(super) struct Ring {
     reap_on_drop: bool,
     /// The first truncation or corruption seen; every later call fails so.
     damage: OnceLock<(io::ErrorKind, String)>,
+    /// Covers the mapping against `SIGBUS` while `fill_buf` lends it out;
+    /// taken at the first loan (`None`: the handler's table is full).
+    cover: OnceLock<Option<Cover>>,
 }
 
 /// The object's `fstat`: its owner and current size.
@@ -273,16 +276,25 @@ impl Ring {
             peer_seen: 0,
             reap_on_drop: false,
             damage: OnceLock::new(),
+            cover: OnceLock::new(),
         })
     }
 
     /// The first error that damaged the ring, if any: every operation of the
     /// ends (but dropping) starts here.
     pub(super) fn check(&self) -> io::Result<()> {
-        match self.damage.get() {
-            None => Ok(()),
-            Some((kind, message)) => Err(io::Error::new(*kind, message.clone())),
+        if let Some((kind, message)) = self.damage.get() {
+            return Err(io::Error::new(*kind, message.clone()));
         }
+        let lost_under_loan = self
+            .cover
+            .get()
+            .and_then(Option::as_ref)
+            .is_some_and(Cover::is_poisoned);
+        if lost_under_loan {
+            return Err(self.damaged(self.truncated()));
+        }
+        Ok(())
     }
 
     /// Records `error` as the ring's damage (unless an earlier one is) and
@@ -544,21 +556,42 @@ impl Ring {
     }
 
     /// The stream bytes from `pos` on that lie contiguously in the data area,
-    /// at most `len` (`len <= capacity`) of them, after checking that the
-    /// object was not cut short (any truncation takes the end marker).
+    /// at most `len` (`len <= capacity`) of them, lent out of the mapping
+    /// after checking that the object was not cut short (any truncation
+    /// takes the end marker). `None` if the mapping cannot be covered
+    /// against `SIGBUS` (the handler's table is full): copy them instead.
     ///
     /// # Safety
     ///
     /// The bytes must be published by the writer (below its `head`) and not
     /// yet released by the reader (at or above its `tail`): the protocol then
     /// forbids the writer to change them while the slice lives.
-    pub(super) unsafe fn contiguous(&self, pos: u64, len: usize) -> io::Result<&[u8]> {
+    pub(super) unsafe fn lend(&self, pos: u64, len: usize) -> io::Result<Option<&[u8]>> {
+        self.check()?;
         self.check_end()?;
+        if self.cover().is_none() {
+            return Ok(None);
+        }
         let [(offset, len), _] = self.pieces(pos, len);
         // SAFETY: the piece lies inside the mapping (see `write_at`), which
-        // lives as long as `&self`; the caller guarantees nobody writes it
-        // meanwhile.
-        Ok(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset), len) })
+        // lives as long as `&self`, and which the cover keeps readable: a
+        // page a truncation takes reads as zeros (and the next `check`
+        // fails). A writer that keeps to the protocol leaves the bytes alone
+        // while the slice lives (the caller's promise); one that does not
+        // can change them, which the pipe's docs state.
+        Ok(Some(unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(offset), len)
+        }))
+    }
+
+    /// The mapping's cover, taken on the first call.
+    fn cover(&self) -> Option<&Cover> {
+        let cover = self.cover.get_or_init(|| {
+            // SAFETY: the whole mapping is ours, mapped in `new`; `drop`
+            // drops the cover before it unmaps.
+            unsafe { Cover::new(self.map.as_ptr(), self.map.len()) }
+        });
+        cover.as_ref()
     }
 }
 
@@ -572,6 +605,8 @@ impl Ring {
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        // Uncovered while still mapped (the contract of `Cover::new`).
+        drop(self.cover.take());
         // SAFETY: `map` and `object` are not used after these lines; `drop`
         // runs once. The mapping goes first: the object may unlink the name.
         unsafe {
