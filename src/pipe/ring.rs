@@ -300,9 +300,10 @@ impl Ring {
     /// Records `error` as the ring's damage (unless an earlier one is) and
     /// returns the recorded one.
     fn damaged(&self, error: io::Error) -> io::Error {
-        self.damage
+        let (kind, message) = self
+            .damage
             .get_or_init(|| (error.kind(), error.to_string()));
-        self.check().expect_err("damage was just recorded")
+        io::Error::new(*kind, message.clone())
     }
 
     /// Runs `access` on `len` bytes at offset `at` of the mapping (which
