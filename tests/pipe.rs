@@ -328,6 +328,17 @@ async fn shutdown_without_a_reader_waits_for_one_and_never_returns_ok_early() {
 }
 
 #[tokio::test]
+async fn a_shutdown_nobody_reads_is_bounded_by_a_timeout_and_a_drop() {
+    let name = shm_name("bounded-shutdown");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    writer.write_all(b"unread").await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(10), writer.shutdown()).await;
+    assert!(waited.is_err(), "shutdown returned before anyone read");
+    drop(writer);
+    assert!(!shm_exists(&name));
+}
+
+#[tokio::test]
 async fn shutdown_of_an_empty_pipe_needs_no_reader() {
     let name = shm_name("empty-shutdown");
     let mut writer = pipe::create(&name, 100).unwrap();

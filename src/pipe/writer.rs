@@ -18,7 +18,8 @@ use super::spin::Spin;
 /// Implements [`AsyncWrite`]: a write copies as much as fits into the ring
 /// and returns `Pending` when the ring is full, until the reader makes room.
 /// [`poll_flush`](AsyncWrite::poll_flush) has nothing to do (the bytes are
-/// visible to the reader as soon as a write returns).
+/// visible to the reader as soon as a write returns) but to report a
+/// truncated or corrupt ring.
 ///
 /// # Shutdown and drop
 ///
