@@ -20,9 +20,9 @@
 //! conversions are not atomic, every party re-checks after each lock it takes
 //! that the name still points at the inode it locked, and starts over if not.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use crate::sys::{self, Flock, ShmOpen};
 
@@ -117,19 +117,45 @@ pub(crate) fn create(name: &str, len: u64) -> io::Result<File> {
     Err(lost_races(name))
 }
 
-/// Reaps a leftover object that no live process holds. Returns whether the
-/// name is now free to create.
+/// Reaps a leftover object of this user that no live process holds.
+/// Returns whether the name is now free to create; another user's object is
+/// never reaped.
 fn reap_stale(name: &str) -> io::Result<bool> {
     match sys::shm_open(name, ShmOpen::Existing) {
+        Ok(file) if file.metadata()?.uid() != sys::effective_uid() => Ok(false),
         Ok(file) => reap_if_unlocked(name, &file),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(e),
     }
 }
 
+/// Whether the object is private to this process's user: owned by its
+/// effective uid, with no group or other permission bits. An object that
+/// another user made (or may write) under a name we expect is a squatter's:
+/// it could read or forge what we exchange through it.
+fn is_private(meta: &Metadata) -> bool {
+    meta.uid() == sys::effective_uid() && meta.permissions().mode() & 0o077 == 0
+}
+
+fn not_private(name: &str, meta: &Metadata) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "shared memory {name:?} is owned by uid {} with mode {:o}; only objects of \
+             uid {} with mode 0600 (or stricter) are opened",
+            meta.uid(),
+            meta.permissions().mode() & 0o7777,
+            sys::effective_uid()
+        ),
+    )
+}
+
 /// Opens the named object made by any process and registers this process as
 /// a holder. `NotFound` if there is none, or only a leftover of dead holders
-/// (which this call reaps).
+/// (which this call reaps); `PermissionDenied` if it is not private to this
+/// user (see [`is_private`]); `InvalidData` if a live holder left it
+/// empty (it was not made by `create`, which sizes it before anyone can
+/// open it).
 pub(crate) fn open(name: &str) -> io::Result<File> {
     validate_name(name)?;
     for _ in 0..ATTEMPTS {
@@ -143,13 +169,31 @@ pub(crate) fn open(name: &str) -> io::Result<File> {
             }
             Err(e) => return Err(e),
         };
+        // Never reap or lock another user's object.
+        let meta = file.metadata()?;
+        if meta.uid() != sys::effective_uid() {
+            return Err(not_private(name, &meta));
+        }
         if reap_if_unlocked(name, &file)? {
             continue; // a leftover, now gone: report NotFound on the next turn
         }
+        // Waits while a creator holds its exclusive lock, which it keeps
+        // until the object has its size.
         sys::flock(&file, Flock::Shared)?;
-        if still_named(name, &file)? && file.metadata()?.len() > 0 {
-            return Ok(file);
+        if !still_named(name, &file)? {
+            continue; // reaped or replaced meanwhile: look again
         }
+        let meta = file.metadata()?;
+        if !is_private(&meta) {
+            return Err(not_private(name, &meta));
+        }
+        if meta.len() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("shared memory {name:?} has size 0: it was not made by mapview, or not initialised"),
+            ));
+        }
+        return Ok(file);
     }
     Err(lost_races(name))
 }

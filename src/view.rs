@@ -195,16 +195,6 @@ impl ViewMut {
 
     read_accessors!();
 
-    /// The address of the view's first byte, for raw (atomic or guarded)
-    /// access to memory that other processes change concurrently, where a
-    /// `&mut [u8]` would be wrong. Valid while the view lives.
-    pub(crate) fn as_raw_ptr(&self) -> *mut u8 {
-        // memmap2 returns the pointer it got from mmap (not one derived from
-        // a reference), so writing through it is fine although we hold only
-        // `&self` here.
-        self.map.as_ptr().cast_mut()
-    }
-
     /// Copies `buf` into the view at `offset` (relative to the view's start).
     ///
     /// # Errors

@@ -1,6 +1,6 @@
-//! `mapview::pipe`: ordering, end of stream, crashes, hostile headers and
-//! wake-ups, within one process and across two (each cross-process test
-//! re-runs this test binary as a child that plays one end).
+//! `mapview::pipe`: ordering, end of stream, shutdown, crashes and wake-ups,
+//! within one process and across two (each cross-process test re-runs this
+//! test binary as a child that plays one end). Hostile peers: `pipe_hostile.rs`.
 
 mod common;
 
@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::{child_role, shm_exists, shm_name, spawn_child, wait_for_line};
 use mapview::pipe::{self, PipeReader, PipeWriter};
-use mapview::MappedFile;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio_test::{assert_pending, assert_ready};
 
@@ -122,6 +121,16 @@ fn child_entry() {
                 println!("written");
                 tokio::time::sleep(Duration::from_secs(60)).await;
             }
+            // Creates the pipe, writes `total` bytes, shuts down and exits
+            // once the shutdown completes.
+            "write-shutdown-exit" => {
+                let mut writer = pipe::create(name, number(1) as usize).unwrap();
+                let bytes: Vec<u8> = (0..number(2)).map(stream_byte).collect();
+                writer.write_all(&bytes).await.unwrap();
+                println!("shutting down");
+                writer.shutdown().await.unwrap();
+                println!("shut down");
+            }
             // Opens the pipe, reads one byte and hangs, waiting to be killed.
             "read-and-hang" => {
                 let mut reader = pipe::open(name).unwrap();
@@ -188,9 +197,10 @@ async fn reader_sees_eof_after_shutdown_while_the_writer_lives() {
     let mut writer = pipe::create(&name, 100).unwrap();
     let mut reader = pipe::open(&name).unwrap();
     writer.write_all(b"last words").await.unwrap();
-    writer.shutdown().await.unwrap();
     let mut got = Vec::new();
-    reader.read_to_end(&mut got).await.unwrap();
+    let (shut, read) = tokio::join!(writer.shutdown(), reader.read_to_end(&mut got));
+    shut.unwrap();
+    read.unwrap();
     assert_eq!(got, b"last words");
     assert_eq!(reader.read(&mut [0; 8]).await.unwrap(), 0, "EOF stays EOF");
     let err = writer.write_all(b"more").await.unwrap_err();
@@ -212,6 +222,142 @@ async fn reader_sees_eof_after_the_writer_is_dropped() {
     drop(writer);
     assert_eq!(pending_read.await.unwrap().unwrap(), b"bye");
     assert!(!shm_exists(&name));
+}
+
+/// Reads the pipe to EOF and checks that it carried exactly `total` stream
+/// bytes.
+async fn read_all_of(reader: &mut PipeReader, total: usize) {
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got.len(), total);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == stream_byte(i as u64)));
+}
+
+#[test]
+fn a_writer_that_shuts_down_before_its_reader_opens_loses_nothing_and_may_then_exit() {
+    let name = shm_name("exit-first");
+    let mut child = spawn_child(
+        "child_entry",
+        "write-shutdown-exit",
+        &format!("{name},4096,3000"),
+    );
+    wait_for_line(&mut child, "shutting down");
+    runtime().block_on(async {
+        let mut reader = pipe::open(&name).unwrap();
+        read_all_of(&mut reader, 3000).await;
+    });
+    wait_for_line(&mut child, "shut down");
+    assert!(child.wait().unwrap().success());
+    assert_gone_soon(&name);
+}
+
+#[test]
+fn a_reader_that_starts_first_waits_for_its_writer_with_open_wait() {
+    let name = shm_name("reader-first");
+    runtime().block_on(async {
+        let waiting = tokio::spawn({
+            let name = name.clone();
+            async move { pipe::open_wait(&name, Duration::from_secs(20)).await }
+        });
+        tokio::task::yield_now().await;
+        let mut child = spawn_child(
+            "child_entry",
+            "write-shutdown-exit",
+            &format!("{name},1000,100000"),
+        );
+        let mut reader = waiting.await.unwrap().unwrap();
+        read_all_of(&mut reader, 100_000).await;
+        wait_for_line(&mut child, "shut down");
+        assert!(child.wait().unwrap().success());
+    });
+    assert_gone_soon(&name);
+}
+
+#[tokio::test]
+async fn open_wait_gives_up_with_timed_out() {
+    let name = shm_name("never");
+    let err = pipe::open_wait(&name, Duration::from_millis(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+}
+
+#[tokio::test]
+async fn open_wait_reports_other_errors_at_once() {
+    let err = pipe::open_wait("bad name", Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+#[tokio::test]
+async fn shutdown_completes_once_the_reader_has_read_every_byte() {
+    let name = shm_name("drain");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    let mut reader = pipe::open(&name).unwrap();
+    writer.write_all(b"0123456789").await.unwrap();
+    let mut shutdown = tokio_test::task::spawn(writer.shutdown());
+    poll_until_asleep(&mut shutdown).await;
+    let mut buf = [0u8; 4];
+    reader.read_exact(&mut buf).await.unwrap();
+    wait_until_woken(&shutdown).await;
+    poll_until_asleep(&mut shutdown).await; // six bytes are still unread
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b"456789");
+    wait_until_woken(&shutdown).await;
+    assert_ready!(shutdown.poll()).unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_without_a_reader_waits_for_one_and_never_returns_ok_early() {
+    let name = shm_name("no-reader");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    writer.write_all(b"for whoever comes").await.unwrap();
+    let mut shutdown = tokio_test::task::spawn(writer.shutdown());
+    poll_until_asleep(&mut shutdown).await;
+    let mut reader = pipe::open(&name).unwrap();
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"for whoever comes");
+    wait_until_woken(&shutdown).await;
+    assert_ready!(shutdown.poll()).unwrap();
+}
+
+#[tokio::test]
+async fn a_shutdown_nobody_reads_is_bounded_by_a_timeout_and_a_drop() {
+    let name = shm_name("bounded-shutdown");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    writer.write_all(b"unread").await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(10), writer.shutdown()).await;
+    assert!(waited.is_err(), "shutdown returned before anyone read");
+    drop(writer);
+    assert!(!shm_exists(&name));
+}
+
+#[tokio::test]
+async fn shutdown_of_an_empty_pipe_needs_no_reader() {
+    let name = shm_name("empty-shutdown");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    writer.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_is_broken_pipe_when_the_reader_leaves_bytes_unread() {
+    let name = shm_name("unread");
+    let mut writer = pipe::create(&name, 100).unwrap();
+    let mut reader = pipe::open(&name).unwrap();
+    writer.write_all(b"abcdef").await.unwrap();
+    reader.read_exact(&mut [0u8; 2]).await.unwrap();
+    let mut shutdown = tokio_test::task::spawn(writer.shutdown());
+    poll_until_asleep(&mut shutdown).await;
+    drop(reader);
+    wait_until_woken(&shutdown).await;
+    let err = assert_ready!(shutdown.poll()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BrokenPipe, "{err}");
 }
 
 #[test]
@@ -352,76 +498,6 @@ fn assert_gone_soon(name: &str) {
         assert!(Instant::now() < deadline, "{name} was left behind");
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// Offsets in the pipe header (see `src/pipe/ring.rs`).
-const MAGIC_AT: u64 = 0;
-const VERSION_AT: u64 = 8;
-const CAPACITY_AT: u64 = 16;
-const HEAD_AT: u64 = 64;
-const TAIL_AT: u64 = 128;
-
-/// Creates a pipe, lets `corrupt` scribble on its header through a plain
-/// shared map, and returns the error of opening it.
-async fn open_after(corrupt: impl FnOnce(&MappedFile)) -> std::io::Error {
-    let name = shm_name("corrupt");
-    let _writer = pipe::create(&name, 4096).unwrap();
-    // SAFETY: the test means to corrupt the pipe; the pipe must cope.
-    let map = unsafe { MappedFile::open_shared(&name) }.unwrap();
-    corrupt(&map);
-    pipe::open(&name).unwrap_err()
-}
-
-fn poke(map: &MappedFile, at: u64, value: u64) {
-    map.view_mut(..).unwrap().write_value(at, &value).unwrap();
-}
-
-#[tokio::test]
-async fn corrupt_headers_are_invalid_data() {
-    let cases = [
-        ("magic", MAGIC_AT, 0xdead_beef),
-        ("version", VERSION_AT, 99),
-        ("capacity", CAPACITY_AT, 1 << 20),
-        ("zero capacity", CAPACITY_AT, 0),
-        ("head far ahead", HEAD_AT, 1 << 40),
-        ("tail past head", TAIL_AT, 5),
-    ];
-    for (what, at, value) in cases {
-        let err = open_after(|m| poke(m, at, value)).await;
-        assert_eq!(err.kind(), ErrorKind::InvalidData, "{what}: {err}");
-    }
-    let garbage = open_after(|m| {
-        m.view_mut(..256).unwrap().fill(0xA5);
-    })
-    .await;
-    assert_eq!(garbage.kind(), ErrorKind::InvalidData, "{garbage}");
-}
-
-#[tokio::test]
-async fn shared_memory_that_is_not_a_pipe_is_invalid_data() {
-    for size in [100, 8192] {
-        let name = shm_name("not-a-pipe");
-        // SAFETY: only this test uses the name.
-        let _map = unsafe { MappedFile::create_shared(&name, size) }.unwrap();
-        let err = pipe::open(&name).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
-    }
-}
-
-#[tokio::test]
-async fn counters_corrupted_while_open_are_invalid_data_on_both_ends() {
-    let name = shm_name("corrupt-live");
-    let mut writer = pipe::create(&name, 4096).unwrap();
-    let mut reader = pipe::open(&name).unwrap();
-    // SAFETY: the test means to corrupt the pipe; the pipe must cope.
-    let map = unsafe { MappedFile::open_shared(&name) }.unwrap();
-    writer.write_all(b"abc").await.unwrap();
-    poke(&map, HEAD_AT, u64::MAX);
-    let err = reader.read(&mut [0; 16]).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
-    poke(&map, TAIL_AT, 1 << 50);
-    let err = writer.write_all(b"d").await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
 }
 
 #[tokio::test]

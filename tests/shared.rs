@@ -4,7 +4,7 @@ mod common;
 
 use std::io::ErrorKind;
 
-use common::{shm_exists, shm_name};
+use common::{foreign_object, hold, shm_exists, shm_name};
 use mapview::MappedFile;
 
 #[test]
@@ -119,5 +119,81 @@ fn racing_creators_and_droppers_never_leave_a_name_behind() {
             });
         }
     });
+    assert!(!shm_exists(&name));
+}
+
+fn remove(name: &str) {
+    std::fs::remove_file(std::path::Path::new("/dev/shm").join(name)).unwrap();
+}
+
+#[test]
+fn an_object_of_another_user_is_permission_denied_and_left_alone() {
+    for (mode, held) in [(0o600, false), (0o666, true)] {
+        let name = shm_name("foreign");
+        let squatter = foreign_object(&name, mode, 4096, Some(65534));
+        if held {
+            hold(&squatter);
+        }
+        let err = unsafe { MappedFile::open_shared(&name) }.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+        assert!(shm_exists(&name), "another user's object is left alone");
+        remove(&name);
+    }
+}
+
+#[test]
+fn an_object_others_may_write_is_permission_denied() {
+    for mode in [0o666, 0o620, 0o604] {
+        let name = shm_name("open-mode");
+        let object = foreign_object(&name, mode, 4096, None);
+        hold(&object);
+        let err = unsafe { MappedFile::open_shared(&name) }.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "mode {mode:o}: {err}"
+        );
+        remove(&name);
+    }
+}
+
+#[test]
+fn a_live_empty_object_is_invalid_data_at_once() {
+    let name = shm_name("empty");
+    let object = foreign_object(&name, 0o600, 0, None);
+    hold(&object);
+    let err = unsafe { MappedFile::open_shared(&name) }.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("size 0"), "{err}");
+    remove(&name);
+}
+
+#[test]
+fn a_name_squatted_by_another_user_is_not_taken_over() {
+    let name = shm_name("squat-create");
+    drop(foreign_object(&name, 0o600, 4096, Some(65534)));
+    let err = unsafe { MappedFile::create_shared(&name, 4096) }.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    assert!(shm_exists(&name), "another user's object is left alone");
+    remove(&name);
+}
+
+#[test]
+fn a_replaced_object_is_left_to_its_new_owner() {
+    let name = shm_name("replaced");
+    let old = unsafe { MappedFile::create_shared(&name, 4096) }.unwrap();
+    old.view_mut(..3).unwrap().copy_from_slice(b"old");
+    // Another process of the user removes the name and makes its own object.
+    remove(&name);
+    let new = unsafe { MappedFile::create_shared(&name, 8192) }.unwrap();
+    let opened = unsafe { MappedFile::open_shared(&name) }.unwrap();
+    assert_eq!(opened.capacity(), 8192, "the name leads to the new object");
+    assert_eq!(&old.view(..3).unwrap()[..], b"old", "the old map lives on");
+    drop(old);
+    assert!(
+        shm_exists(&name),
+        "dropping the old map left the new one alone"
+    );
+    drop((new, opened));
     assert!(!shm_exists(&name));
 }

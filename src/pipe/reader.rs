@@ -28,16 +28,21 @@ use super::spin::Spin;
 /// - `BrokenPipe` once every byte is read and the writer's process died
 ///   without closing the pipe; noticed at once, not by polling.
 /// - `InvalidData` if the writer corrupted the ring's header;
-///   `UnexpectedEof` if the shared memory was truncated under a read.
+///   `UnexpectedEof` if the shared memory was truncated (or truncated and
+///   grown back), whether under a read or before it. Both are for good:
+///   every later call fails the same way.
 ///
 /// # Zero-copy reads and a misbehaving writer
 ///
 /// The slice from `poll_fill_buf` points into shared memory. The protocol
 /// forbids the writer to touch those bytes until they are consumed; a writer
-/// process that breaks the protocol can change them under the slice, or
-/// truncate the shared memory so that touching them raises `SIGBUS`. Use
-/// [`AsyncRead`] (every byte goes through a guarded copy, so truncation is an
-/// `UnexpectedEof` error) when the writer is not trusted that far.
+/// process that breaks the protocol can change them under the slice. A
+/// truncation under the slice cannot kill the process: the mapping is
+/// covered by the crate's `SIGBUS` handler while it is lent out, so a lost
+/// page reads as zeros, and the next call fails with `UnexpectedEof`. Use
+/// [`AsyncRead`] (whose copies are checked for truncation before a read
+/// returns, so it never hands out such zeros) when the writer is not trusted
+/// that far.
 ///
 /// # Examples
 ///
@@ -68,8 +73,8 @@ pub struct PipeReader {
     /// Length of the slice the last `poll_fill_buf` handed out: `consume`
     /// never moves past it.
     filled: usize,
-    /// A guarded copy failed: the mapping has zero pages in it now.
-    poisoned: bool,
+    /// The copy `poll_fill_buf` hands out when the ring cannot be lent.
+    spare: Vec<u8>,
     budget: Budget,
     spin: Spin,
 }
@@ -77,7 +82,7 @@ pub struct PipeReader {
 impl PipeReader {
     /// Claims the reader's place in `ring` and connects to the writer.
     pub(super) fn new(ring: Ring) -> io::Result<Self> {
-        if ring.set_state(READER_ATTACHED) & READER_ATTACHED != 0 {
+        if ring.set_state(READER_ATTACHED)? & READER_ATTACHED != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "the pipe already has a reader (a pipe has exactly one)",
@@ -90,11 +95,11 @@ impl PipeReader {
             ring,
             link: Link::Gone,
             filled: 0,
-            poisoned: false,
+            spare: Vec::new(),
             budget: Budget::default(),
             spin: Spin::default(),
         };
-        reader.tail = reader.ring.tail();
+        reader.tail = reader.ring.tail()?;
         // On an error the reader drops and marks itself closed, so the writer
         // gets BrokenPipe instead of waiting for a reader that never comes.
         reader.link = Link::connect(reader.ring.token(), reader.ring.owner())?;
@@ -121,18 +126,13 @@ impl PipeReader {
         self.ring.capacity() as usize
     }
 
-    fn writer_closed(&self) -> bool {
-        self.ring.state() & WRITER_CLOSED != 0
+    fn writer_closed(&self) -> io::Result<bool> {
+        Ok(self.ring.state()? & WRITER_CLOSED != 0)
     }
 
     /// Ready with the number of readable bytes, 0 at the end of the stream.
     fn poll_available(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        if self.poisoned {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the pipe's shared memory was truncated",
-            )));
-        }
+        self.ring.check()?;
         loop {
             let available = self.ring.readable(self.tail)?;
             if available > 0 {
@@ -141,18 +141,24 @@ impl PipeReader {
             }
             // The writer publishes `head` before the flag: after seeing the
             // flag, one more look finds every byte it wrote.
-            if self.writer_closed() {
+            if self.writer_closed()? {
                 return Poll::Ready(self.ring.readable(self.tail));
             }
+            // An empty ring may be one cut short and grown back, with the
+            // counters zeroed: look for that before waiting.
+            self.ring.check_end()?;
             ready!(self.spin.poll_spin(cx));
-            self.ring.set_waiting(Side::Reader);
-            if self.ring.readable(self.tail)? > 0 || self.writer_closed() {
-                self.ring.clear_waiting(Side::Reader);
+            self.ring.set_waiting(Side::Reader)?;
+            if self.ring.readable(self.tail)? > 0 || self.writer_closed()? {
+                self.ring.clear_waiting(Side::Reader)?;
                 continue;
             }
-            if ready!(self.link.poll_signal(cx)) == Signal::Gone {
-                self.ring.clear_waiting(Side::Reader);
-                if self.ring.readable(self.tail)? > 0 || self.writer_closed() {
+            let signal = ready!(self.link.poll_signal(cx));
+            // Waking up costs system calls anyway: look for truncation too.
+            self.ring.check_end()?;
+            if signal == Signal::Gone {
+                self.ring.clear_waiting(Side::Reader)?;
+                if self.ring.readable(self.tail)? > 0 || self.writer_closed()? {
                     continue;
                 }
                 return Poll::Ready(Err(io::Error::new(
@@ -163,14 +169,16 @@ impl PipeReader {
         }
     }
 
-    /// Gives `n` consumed bytes back to the writer.
+    /// Gives `n` consumed bytes back to the writer. An error damaged the
+    /// ring: the next poll reports it.
     fn release(&mut self, n: usize) {
         if n == 0 {
             return;
         }
         self.tail += n as u64;
-        self.ring.publish_tail(self.tail);
-        if self.ring.take_waiting(Side::Writer) {
+        if self.ring.publish_tail(self.tail).is_ok()
+            && self.ring.take_waiting(Side::Writer).unwrap_or(false)
+        {
             self.link.notify();
         }
     }
@@ -197,11 +205,7 @@ impl AsyncRead for PipeReader {
         let dst = unsafe { buf.unfilled_mut() };
         // SAFETY: `dst` has room for `n <= remaining` bytes and is the
         // caller's memory, not the ring's; `n <= available <= capacity`.
-        let copied = unsafe { this.ring.read_at(this.tail, dst.as_mut_ptr().cast(), n) };
-        if let Err(e) = copied {
-            this.poisoned = true;
-            return Poll::Ready(Err(e));
-        }
+        unsafe { this.ring.read_at(this.tail, dst.as_mut_ptr().cast(), n) }?;
         // SAFETY: the copy initialised the first `n` unfilled bytes.
         unsafe { buf.assume_init(n) };
         buf.advance(n);
@@ -223,9 +227,20 @@ impl AsyncBufRead for PipeReader {
         // published `head` and not yet released by this reader, so the
         // protocol keeps the writer off them while the slice (which borrows
         // `self`, so no `consume` can happen meanwhile) lives.
-        let bytes = unsafe { this.ring.contiguous(this.tail, available) };
-        this.filled = bytes.len();
-        Poll::Ready(Ok(bytes))
+        if let Some(bytes) = unsafe { this.ring.lend(this.tail, available) }? {
+            this.filled = bytes.len();
+            return Poll::Ready(Ok(bytes));
+        }
+        // The mapping cannot be lent out safely: hand out a copy.
+        this.spare.resize(available, 0);
+        // SAFETY: `spare` holds `available <= capacity` bytes and is not the
+        // ring.
+        unsafe {
+            this.ring
+                .read_at(this.tail, this.spare.as_mut_ptr(), available)
+        }?;
+        this.filled = available;
+        Poll::Ready(Ok(&this.spare))
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
@@ -241,8 +256,9 @@ impl Drop for PipeReader {
     fn drop(&mut self) {
         // Flag first, then the link closes with the fields: a writer woken by
         // the closed socket finds the flag.
+        // A damaged ring may fail this; the closing link tells the writer.
         let state = self.ring.set_state(READER_CLOSED);
-        if matches!(self.link, Link::Gone) && state & WRITER_CLOSED == 0 {
+        if matches!(self.link, Link::Gone) && state.is_ok_and(|s| s & WRITER_CLOSED == 0) {
             self.ring.reap_on_drop();
         }
     }

@@ -8,7 +8,7 @@ use tokio::io::AsyncWrite;
 
 use crate::budget::Budget;
 
-use super::link::{Link, Signal};
+use super::link::Link;
 use super::ring::{Ring, Side, READER_CLOSED, WRITER_CLOSED};
 use super::spin::Spin;
 
@@ -18,17 +18,31 @@ use super::spin::Spin;
 /// Implements [`AsyncWrite`]: a write copies as much as fits into the ring
 /// and returns `Pending` when the ring is full, until the reader makes room.
 /// [`poll_flush`](AsyncWrite::poll_flush) has nothing to do (the bytes are
-/// visible to the reader as soon as a write returns);
-/// [`poll_shutdown`](AsyncWrite::poll_shutdown) and dropping the writer both
-/// mark the end of the stream, which the reader sees as EOF once it has read
-/// every byte.
+/// visible to the reader as soon as a write returns) but to report a
+/// truncated or corrupt ring.
+///
+/// # Shutdown and drop
+///
+/// [`poll_shutdown`](AsyncWrite::poll_shutdown) marks the end of the stream,
+/// which the reader sees as EOF once it has read every byte, and completes
+/// only then: when `shutdown().await` returns `Ok`, the reader has every
+/// byte, so the writer's process may exit. Until a reader comes, it waits;
+/// bound the wait with [`tokio::time::timeout`] if none may come (the
+/// shared memory, bytes and all, stays for a reader as long as this writer
+/// lives). It fails with `BrokenPipe` if the reader goes away with bytes
+/// unread.
+///
+/// Dropping the writer marks the end of the stream too, without waiting: a
+/// reader that has opened the pipe still gets every byte, but if none has,
+/// the shared memory (and what it holds) goes with the writer's process.
 ///
 /// # Errors
 ///
 /// Writes fail with `BrokenPipe` once the reader was dropped or its process
 /// died (a dead reader is noticed when the ring is full), and after
 /// `shutdown`; with `InvalidData` if the reader corrupted the ring's header;
-/// with `UnexpectedEof` if the shared memory was truncated under it.
+/// with `UnexpectedEof` if the shared memory was truncated under it. The
+/// last two are for good: every later call fails the same way.
 ///
 /// # Examples
 ///
@@ -55,8 +69,6 @@ pub struct PipeWriter {
     /// published, never read back.
     head: u64,
     closed: bool,
-    /// A guarded copy failed: the mapping has zero pages in it now.
-    poisoned: bool,
     budget: Budget,
     spin: Spin,
 }
@@ -73,7 +85,6 @@ impl PipeWriter {
             link,
             head: 0,
             closed: false,
-            poisoned: false,
             budget: Budget::default(),
             spin: Spin::default(),
         })
@@ -103,57 +114,70 @@ impl PipeWriter {
         self.ring.capacity() as usize
     }
 
+    /// Whether the reader was dropped or its process died.
+    fn reader_gone(&self) -> io::Result<bool> {
+        Ok(self.ring.state()? & READER_CLOSED != 0 || matches!(self.link, Link::Gone))
+    }
+
     /// Errors that end writing for good.
     fn check_usable(&self) -> io::Result<()> {
-        if self.poisoned {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the pipe's shared memory was truncated",
-            ));
-        }
+        self.ring.check()?;
         if self.closed {
             return Err(broken_pipe("write after shutdown of the pipe"));
         }
-        if self.ring.state() & READER_CLOSED != 0 || matches!(self.link, Link::Gone) {
+        if self.reader_gone()? {
             return Err(broken_pipe("the pipe's reader is gone"));
         }
         Ok(())
     }
 
     /// Wakes the reader if it sleeps. Call after publishing `head` or state.
-    fn wake_reader(&mut self) {
-        if self.ring.take_waiting(Side::Reader) {
+    fn wake_reader(&mut self) -> io::Result<()> {
+        if self.ring.take_waiting(Side::Reader)? {
             self.link.notify();
         }
+        Ok(())
     }
 
-    /// Ready with the number of free bytes (at least 1) once there is room.
-    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+    /// Ready with the number of free bytes once at least `want` are free;
+    /// `BrokenPipe` if the reader goes away before.
+    fn poll_free(&mut self, cx: &mut Context<'_>, want: u64) -> Poll<io::Result<u64>> {
         loop {
-            self.check_usable()?;
+            self.ring.check()?;
             let free = self.ring.writable(self.head)?;
-            if free > 0 {
+            if free >= want {
                 self.spin.moved();
                 return Poll::Ready(Ok(free));
             }
+            if self.reader_gone()? {
+                return Poll::Ready(Err(broken_pipe(
+                    "the pipe's reader went away without reading every byte",
+                )));
+            }
+            // A full ring may be one cut short and grown back, with the
+            // counters zeroed: look for that before waiting.
+            self.ring.check_end()?;
             ready!(self.spin.poll_spin(cx));
-            self.ring.set_waiting(Side::Writer);
-            if self.ring.writable(self.head)? > 0 {
-                self.ring.clear_waiting(Side::Writer);
+            self.ring.set_waiting(Side::Writer)?;
+            if self.ring.writable(self.head)? >= want || self.reader_gone()? {
+                self.ring.clear_waiting(Side::Writer)?;
                 continue;
             }
-            if ready!(self.link.poll_signal(cx)) == Signal::Gone {
-                return Poll::Ready(Err(broken_pipe("the pipe's reader is gone")));
-            }
+            // Woken or gone: the loop looks again either way.
+            ready!(self.link.poll_signal(cx));
+            // Waking up costs system calls anyway: look for truncation too.
+            self.ring.check_end()?;
         }
     }
 
-    fn close(&mut self) {
+    /// Marks the end of the stream (once).
+    fn close(&mut self) -> io::Result<()> {
         if !self.closed {
             self.closed = true;
-            self.ring.set_state(WRITER_CLOSED);
-            self.wake_reader();
+            self.ring.set_state(WRITER_CLOSED)?;
+            self.wake_reader()?;
         }
+        Ok(())
     }
 }
 
@@ -164,29 +188,32 @@ impl AsyncWrite for PipeWriter {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.check_usable()?;
         if buf.is_empty() {
-            return Poll::Ready(this.check_usable().map(|()| 0));
+            return Poll::Ready(Ok(0));
         }
         let progress = ready!(this.budget.poll_proceed(cx));
-        let free = ready!(this.poll_room(cx))?;
+        let free = ready!(this.poll_free(cx, 1))?;
         progress.made_progress();
         let n = buf.len().min(usize::try_from(free).unwrap_or(usize::MAX));
-        if let Err(e) = this.ring.write_at(this.head, &buf[..n]) {
-            this.poisoned = true;
-            return Poll::Ready(Err(e));
-        }
+        this.ring.write_at(this.head, &buf[..n])?;
         this.head += n as u64;
-        this.ring.publish_head(this.head);
-        this.wake_reader();
+        this.ring.publish_head(this.head)?;
+        this.wake_reader()?;
         Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+        Poll::Ready(self.ring.check())
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().close();
+    /// Marks the end of the stream and waits until the reader has read
+    /// every byte: see [`PipeWriter`].
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.close()?;
+        let capacity = this.ring.capacity();
+        ready!(this.poll_free(cx, capacity))?;
         Poll::Ready(Ok(()))
     }
 }
@@ -195,8 +222,11 @@ impl Drop for PipeWriter {
     fn drop(&mut self) {
         // Flag first, then the link closes with the fields: a reader woken
         // by the closed socket finds the flag and reports EOF, not a crash.
-        self.close();
-        if matches!(self.link, Link::Gone) && self.ring.state() & READER_CLOSED == 0 {
+        // A damaged ring may fail these; the closing link tells the reader.
+        let _ = self.close();
+        if matches!(self.link, Link::Gone)
+            && self.ring.state().is_ok_and(|s| s & READER_CLOSED == 0)
+        {
             self.ring.reap_on_drop();
         }
     }

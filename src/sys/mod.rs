@@ -18,6 +18,6 @@ mod sigbus;
 mod socket;
 mod unix;
 
-pub(crate) use sigbus::{guarded_copy, guarded_touch, truncated, Cover, Guarded};
+pub(crate) use sigbus::{guarded, guarded_copy, guarded_touch, truncated, Cover, Guarded};
 pub(crate) use socket::send_nowait;
 pub(crate) use unix::*;

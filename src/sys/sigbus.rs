@@ -216,7 +216,11 @@ pub(crate) enum Guarded {
 /// # Safety
 ///
 /// `start..start + len` must lie inside a live mapping owned by the caller.
-unsafe fn guarded<T>(start: usize, len: usize, access: impl FnOnce() -> T) -> io::Result<T> {
+pub(crate) unsafe fn guarded<T>(
+    start: usize,
+    len: usize,
+    access: impl FnOnce() -> T,
+) -> io::Result<T> {
     install_handler()?;
     GUARD_START.with(|g| g.set(start));
     GUARD_END.with(|g| g.set(start + len));

@@ -381,6 +381,13 @@ impl Drop for BatchScheduling {
     }
 }
 
+/// The calling process's effective user id: the owner of the files and
+/// shared memory it creates.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{policy, set_policy, BatchScheduling};

@@ -239,3 +239,25 @@ impl Drop for SmallFileSystem {
         unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
     }
 }
+
+/// Makes a shared-memory object by hand, as another program would, with
+/// `mode`, `len` bytes and owner `uid` (`None`: this process's user).
+pub fn foreign_object(name: &str, mode: u32, len: u64, uid: Option<u32>) -> std::fs::File {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::path::Path::new("/dev/shm").join(name);
+    let file = std::fs::File::create_new(&path).unwrap();
+    file.set_len(len).unwrap();
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .unwrap();
+    if let Some(uid) = uid {
+        std::os::unix::fs::fchown(&file, Some(uid), None).expect("fchown (tests run as root)");
+    }
+    file
+}
+
+/// Holds a shared `flock` on `file`, as a live holder of a named map does.
+pub fn hold(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor, borrowed for the call.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) }, 0);
+}
