@@ -86,6 +86,12 @@
 //!   populates it 1 MiB at a time and reports each step, so a reader that
 //!   caught up waits for one step, not a window. Pages already in memory
 //!   (per `mincore`, where the kernel tells the truth) are read at once.
+//! - **One budget for all streams.** The bytes all streams keep resident
+//!   ahead of their readers stay under the [`Pager`]'s read-ahead budget (a
+//!   sixteenth of memory, at most 1 GiB, by default): each window is at
+//!   most an equal share of it, so windows shrink as streams open and grow
+//!   back as they close, and prefetched pages are not evicted before their
+//!   readers come.
 //! - **Writes.** Dirty bytes stay under a bound (64 MiB by default,
 //!   [`StreamOptions::dirty_limit`]); a writer held at the bound gets
 //!   `Pending` and resumes a step at a time. Write-back unmaps each batch

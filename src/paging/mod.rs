@@ -1,5 +1,7 @@
 //! The paging engine: the background threads shared by every stream of the
-//! process ([`Pager`]) and their scheduling policy (`queue`).
+//! process ([`Pager`]), their scheduling policy (`queue`), and the budget
+//! for the bytes all streams keep resident ahead of their readers
+//! (`read_ahead`).
 //!
 //! ```text
 //!   ViewStream / Tail ── JobSlot::start ──> Pager::submit ──> Queue
@@ -10,5 +12,7 @@
 
 mod pager;
 mod queue;
+mod read_ahead;
 
 pub use pager::{Pager, PagerBuilder, Paused};
+pub(crate) use read_ahead::Claim;

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::queue::{Queue, Task, Wake};
+use super::read_ahead::ReadAhead;
 use crate::sys;
 
 /// How long an idle pager thread waits for work before it ends. Long enough
@@ -23,6 +24,15 @@ const PER_CORE: usize = 4;
 
 /// The most threads the default pager starts, whatever the core count.
 const MAX_DEFAULT: usize = 32;
+
+/// The default read-ahead budget: a sixteenth of the machine's memory, and
+/// at most [`MAX_READ_AHEAD`]. Enough for a window of a few MiB for each
+/// of hundreds of streams, little enough that prefetched pages are not
+/// evicted before their readers come.
+const MEMORY_SHARE: u64 = 16;
+
+/// The most the default read-ahead budget takes.
+const MAX_READ_AHEAD: u64 = 1 << 30;
 
 /// A unit of background work.
 type Work = Box<dyn FnOnce() + Send>;
@@ -62,12 +72,14 @@ static GLOBAL: OnceLock<Pager> = OnceLock::new();
 /// ```
 pub struct Pager {
     shared: Arc<Shared>,
+    read_ahead: ReadAhead,
 }
 
 /// Settings for the process's [`Pager`], made by [`Pager::builder`].
 #[derive(Debug, Clone)]
 pub struct PagerBuilder {
     threads: usize,
+    read_ahead_budget: u64,
 }
 
 struct Shared {
@@ -89,8 +101,10 @@ impl Pager {
     /// ```
     pub fn builder() -> PagerBuilder {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let memory = sys::physical_memory().unwrap_or(MAX_READ_AHEAD * MEMORY_SHARE);
         PagerBuilder {
             threads: (cores * PER_CORE).min(MAX_DEFAULT),
+            read_ahead_budget: (memory / MEMORY_SHARE).min(MAX_READ_AHEAD),
         }
     }
 
@@ -116,6 +130,38 @@ impl Pager {
     /// ```
     pub fn threads(&self) -> usize {
         self.shared.max_threads
+    }
+
+    /// The bound on bytes that all streams together keep resident ahead of
+    /// their readers and have not consumed yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let budget = mapview::Pager::current().read_ahead_budget();
+    /// assert!(budget > 0 && budget <= 1 << 30);
+    /// ```
+    pub fn read_ahead_budget(&self) -> u64 {
+        self.read_ahead.limit()
+    }
+
+    /// Bytes that streams keep resident ahead of their readers now: within
+    /// [`read_ahead_budget`](Pager::read_ahead_budget), but for one step
+    /// (1 MiB) for each stream whose reader waits when the budget is spent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // No stream is open: nothing is held.
+    /// assert_eq!(mapview::Pager::current().read_ahead_in_use(), 0);
+    /// ```
+    pub fn read_ahead_in_use(&self) -> u64 {
+        self.read_ahead.held()
+    }
+
+    /// The budget the prefetchers of streams claim their windows from.
+    pub(crate) fn read_ahead(&self) -> &ReadAhead {
+        &self.read_ahead
     }
 
     /// Holds back every queued and new task until the guard drops, so that
@@ -188,6 +234,25 @@ impl PagerBuilder {
         self
     }
 
+    /// The bound on bytes that all streams together keep resident ahead of
+    /// their readers. The default is a sixteenth of the machine's memory,
+    /// at most 1 GiB. Each stream's window is at most an equal share of it,
+    /// so windows shrink as streams open and grow back as they close; a
+    /// reader that waits gets at least one step (1 MiB) even when the
+    /// budget is spent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // 10,000 streams over data larger than memory: 256 MiB ahead in all.
+    /// let builder = mapview::Pager::builder().read_ahead_budget(256 << 20);
+    /// # drop(builder);
+    /// ```
+    pub fn read_ahead_budget(mut self, bytes: u64) -> Self {
+        self.read_ahead_budget = bytes;
+        self
+    }
+
     /// Makes this the process's pager.
     ///
     /// # Errors
@@ -222,6 +287,7 @@ impl PagerBuilder {
                 work_queued: Condvar::new(),
                 max_threads: self.threads,
             }),
+            read_ahead: ReadAhead::new(self.read_ahead_budget),
         }
     }
 }
@@ -283,6 +349,7 @@ impl fmt::Debug for Pager {
         let queue = self.shared.queue();
         f.debug_struct("Pager")
             .field("max_threads", &self.shared.max_threads)
+            .field("read_ahead", &self.read_ahead)
             .field("threads", &queue.threads())
             .field("queued", &queue.len())
             .finish()

@@ -31,10 +31,12 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::paging::Claim;
 use crate::range::steps;
 use crate::region::{Region, BLOCKING_STEP};
 use crate::stream::job::JobSlot;
 use crate::sys::{self, Populate};
+use crate::Pager;
 
 /// The read-ahead window sizes of a prefetcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,12 @@ pub(crate) struct Prefetcher {
     error: Option<io::Error>,
     window: u64,
     max_window: u64,
+    /// This stream's part of the process's read-ahead budget: the bytes
+    /// from the cursor to `claimed_end`.
+    claim: Claim<'static>,
+    /// The end of the last window asked for (shrinks the claim as the
+    /// cursor moves).
+    claimed_end: u64,
     trust_mincore: bool,
     pub(crate) prefetched_bytes: u64,
     pub(crate) stalls: u64,
@@ -97,6 +105,8 @@ impl Prefetcher {
             error: None,
             window: window.initial,
             max_window: window.max,
+            claim: Pager::current().read_ahead().join(),
+            claimed_end: 0,
             trust_mincore,
             prefetched_bytes: 0,
             stalls: 0,
@@ -108,6 +118,7 @@ impl Prefetcher {
     pub(crate) fn set_end(&mut self, end: u64) {
         debug_assert!(end <= self.region.len());
         self.end = end;
+        self.claimed_end = self.claimed_end.min(end);
         self.resident.end = self.resident.end.min(end);
         self.resident.start = self.resident.start.min(self.resident.end);
     }
@@ -136,8 +147,11 @@ impl Prefetcher {
             // Pages faulted in for reading are not yet writable: start over.
             self.mode = mode;
             self.resident = pos..pos;
+            self.claimed_end = pos;
             self.error = None;
         }
+        // What the reader consumed goes back to the budget.
+        self.claim.shrink_to(self.claimed_end.saturating_sub(pos));
         loop {
             self.collect();
             if self.resident.contains(&pos) {
@@ -158,7 +172,7 @@ impl Prefetcher {
                 if self.take_if_resident(next.clone()) {
                     continue;
                 }
-                self.start(next);
+                self.start(pos, next, true);
             }
             if !self.job.park(cx) || self.take_progress() {
                 continue; // the job reported back or got further meanwhile
@@ -178,7 +192,11 @@ impl Prefetcher {
         if end - pos > self.window {
             return;
         }
-        self.start(end..end.saturating_add(self.window).min(self.end));
+        self.start(
+            pos,
+            end..end.saturating_add(self.window).min(self.end),
+            false,
+        );
     }
 
     /// Takes `range` as resident at once if `mincore` (where truthful) says
@@ -196,8 +214,21 @@ impl Prefetcher {
         resident
     }
 
-    /// Starts a job that populates `range` on the pager.
-    fn start(&mut self, range: Range<u64>) {
+    /// Starts a job that populates `range` on the pager, or as much of it
+    /// as the read-ahead budget grants to a stream whose cursor is at `pos`
+    /// (and whose reader is `waiting` for it, or not). A waiting reader
+    /// always gets a job: the budget grants it at least a step.
+    fn start(&mut self, pos: u64, range: Range<u64>, waiting: bool) {
+        let wanted = range.end.saturating_sub(pos);
+        let more = wanted.saturating_sub(self.claim.held());
+        let granted = self.claim.grow(more, waiting);
+        let end = range.end - (more - granted);
+        if end <= range.start {
+            debug_assert!(!waiting, "a waiting reader got no window");
+            return;
+        }
+        let range = range.start..end;
+        self.claimed_end = end;
         let region = Arc::clone(&self.region);
         let (mode, exact) = (self.mode, self.is_short());
         let tag = (range.clone(), mode);
@@ -245,6 +276,8 @@ impl Prefetcher {
         let seek = self.resident.end != pos;
         if seek {
             self.resident = pos..pos;
+            self.claimed_end = pos;
+            self.claim.shrink_to(0);
             self.error = None;
         }
         seek

@@ -175,6 +175,13 @@ pub(crate) fn page_size() -> usize {
     usize::try_from(size).unwrap_or(4096)
 }
 
+/// The machine's physical memory in bytes, if the system says.
+pub(crate) fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    u64::try_from(pages).ok()?.checked_mul(page_size() as u64)
+}
+
 /// The page-aligned span that covers `len` bytes at `addr`.
 fn page_span(addr: *const u8, len: usize) -> (*mut libc::c_void, usize) {
     let page = page_size();
