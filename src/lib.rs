@@ -92,6 +92,12 @@
 //!   most an equal share of it, so windows shrink as streams open and grow
 //!   back as they close, and prefetched pages are not evicted before their
 //!   readers come.
+//! - **Memory bounded by the window.** Pages a stream has read leave its
+//!   mapping 8 MiB at a time behind the cursor (`MADV_DONTNEED`: the page
+//!   cache keeps them), so its resident memory and page tables do not grow
+//!   with the file; [`StreamOptions::drop_behind`] drops them from the page
+//!   cache too, for data read once. Memory behind a live zero-copy `Bytes`
+//!   is never released.
 //! - **Writes.** Dirty bytes stay under a bound (64 MiB by default,
 //!   [`StreamOptions::dirty_limit`]); a writer held at the bound gets
 //!   `Pending` and resumes a step at a time. Write-back unmaps each batch

@@ -21,7 +21,7 @@
 use std::io;
 use std::mem::ManuallyDrop;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -45,6 +45,9 @@ pub(crate) struct Region {
     /// Taken at the first loan of the memory; `None` inside if the handler's
     /// table was full.
     cover: OnceLock<Option<Cover>>,
+    /// Zero-copy `Bytes` lent out and not yet dropped (each `Loan` counts
+    /// once, however many clones of its `Bytes` there are).
+    loans: AtomicUsize,
 }
 
 impl Region {
@@ -55,6 +58,7 @@ impl Region {
             object,
             poisoned: AtomicBool::new(false),
             cover: OnceLock::new(),
+            loans: AtomicUsize::new(0),
         })
     }
 
@@ -163,8 +167,7 @@ impl Region {
     /// else a guarded copy.
     pub(crate) fn bytes(self: &Arc<Self>, at: u64, len: usize) -> io::Result<Bytes> {
         if self.lend(at, len)?.is_some() {
-            let region = Arc::clone(self);
-            return Ok(Bytes::from_owner(Loan { region, at, len }));
+            return Ok(Bytes::from_owner(Loan::new(Arc::clone(self), at, len)));
         }
         let mut copy = Vec::with_capacity(len);
         // SAFETY: `copy` has room for `len` bytes and is not the mapping.
@@ -245,6 +248,30 @@ impl Region {
         Ok(())
     }
 
+    /// Releases `range` as [`release`](Self::release) does, unless some
+    /// zero-copy `Bytes` of the region is still alive: memory behind a live
+    /// loan is never touched. Returns whether it released.
+    ///
+    /// Only the region's own stream makes loans, so once it sees none here,
+    /// none appears until its next poll, which lends ahead of the range.
+    pub(crate) fn release_unlent(&self, range: Range<u64>) -> io::Result<bool> {
+        if self.loans.load(Ordering::Acquire) > 0 {
+            return Ok(false);
+        }
+        self.release(range)?;
+        Ok(true)
+    }
+
+    /// Drops the clean pages of `range` from the page cache, for data read
+    /// once. Blocking: call it off the async workers.
+    pub(crate) fn drop_cached(&self, range: Range<u64>) -> io::Result<()> {
+        sys::drop_cached(
+            &self.object.file,
+            self.object_offset(range.start),
+            range.end - range.start,
+        )
+    }
+
     /// Makes the bytes of `range` durable in the file (`msync(MS_SYNC)`).
     /// Blocking.
     ///
@@ -292,8 +319,9 @@ pub(crate) const BLOCKING_STEP: u64 = 1 << 20;
 /// Dropping page tables is cheaper per byte than filling them, and each
 /// step flushes TLBs: in 1 MiB steps it cost `chunks()` of a hot 1 GiB file
 /// ~12% of its throughput (`cargo bench --bench read`), in 8 MiB steps
-/// nothing measurable. So the teardown of a region takes larger steps.
-const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
+/// nothing measurable. So the teardown of a region, and the release of
+/// pages behind a reading stream, take larger steps.
+pub(crate) const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
 
 /// Mappings at least this large are torn down on the pager: tearing down
 /// the page tables of a populated GiB takes tens of milliseconds, which
@@ -353,6 +381,21 @@ struct Loan {
     region: Arc<Region>,
     at: u64,
     len: usize,
+}
+
+impl Loan {
+    fn new(region: Arc<Region>, at: u64, len: usize) -> Self {
+        region.loans.fetch_add(1, Ordering::Relaxed);
+        Self { region, at, len }
+    }
+}
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        // Release: the reads of the loan happen before a release that sees
+        // the count drop.
+        self.region.loans.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl AsRef<[u8]> for Loan {

@@ -19,6 +19,7 @@ mod chunks;
 mod job;
 mod options;
 pub(crate) mod prefetch;
+mod release;
 mod writeback;
 
 use std::fmt;
@@ -39,6 +40,7 @@ use crate::sys::Populate;
 pub use chunks::Chunks;
 pub use options::StreamOptions;
 use prefetch::{Prefetcher, Window};
+use release::Release;
 use writeback::Writeback;
 
 /// A sequential, async view of part of a [`MappedFile`](crate::MappedFile),
@@ -105,6 +107,7 @@ pub struct ViewStream {
     pos: u64,
     prefetch: Prefetcher,
     writeback: Writeback,
+    release: Release,
     budget: Budget,
     shut_down: bool,
     /// What `fill_buf` lends when the region cannot lend its own memory.
@@ -191,6 +194,7 @@ impl ViewStream {
         Ok(Self {
             prefetch,
             writeback,
+            release: Release::new(options.drop_behind),
             region,
             pos: 0,
             budget: Budget::default(),
@@ -354,6 +358,8 @@ impl ViewStream {
         max: usize,
     ) -> Poll<io::Result<Option<(u64, usize)>>> {
         self.region.check()?;
+        self.release
+            .behind(&self.region, self.pos, &mut self.prefetch)?;
         if self.pos >= self.len() {
             return Poll::Ready(Ok(None));
         }
@@ -519,6 +525,7 @@ impl AsyncSeek for ViewStream {
                 format!("seek to {position:?} is before the start of the stream"),
             )
         })?;
+        this.release.seek(this.pos);
         Ok(())
     }
 
