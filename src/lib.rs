@@ -173,12 +173,13 @@
 //! | `InvalidInput` | a range past the capacity, a bad shared-memory name, a path that is not a regular file |
 //! | `NotFound` | a missing file, a name that no process holds |
 //! | `AlreadyExists` | [`MappedFile::create_shared`] or [`pipe::create`] on a taken name |
-//! | `PermissionDenied` | writing through a read-only map or stream |
-//! | `UnexpectedEof` | the file was truncated under a stream, a tail or a pipe |
+//! | `PermissionDenied` | writing through a read-only map or stream; a named map or pipe owned by another user or open to others |
+//! | `UnexpectedEof` | the file or shared memory was truncated under a stream, a tail or a pipe |
 //! | `StorageFull` | the file system has no room for the pages a stream writes |
 //! | `WriteZero` | `write_all` at the end of a stream's range (a write there returns `Ok(0)`) |
 //! | `BrokenPipe` | the other end of a pipe is gone |
-//! | `InvalidData` | a pipe or named map whose header a peer corrupted |
+//! | `InvalidData` | a pipe whose header a peer corrupted; a live named map of size 0 |
+//! | `TimedOut` | [`pipe::open_wait`] found no pipe in time |
 //!
 //! # Safety
 //!

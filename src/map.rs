@@ -422,8 +422,12 @@ impl MappedFile {
     ///
     /// # Errors
     ///
-    /// `NotFound` if there is no live map of this name; `InvalidInput` for a
-    /// bad name (see [`create_shared`](MappedFile::create_shared)).
+    /// - `NotFound` if there is no live map of this name.
+    /// - `InvalidInput` for a bad name (see
+    ///   [`create_shared`](MappedFile::create_shared)).
+    /// - `PermissionDenied` if the object under the name belongs to another
+    ///   user or is open to group or others: not one mapview made for you.
+    /// - `InvalidData` if the object is live but empty (not a named map).
     ///
     /// # Safety
     ///
