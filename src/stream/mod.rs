@@ -54,6 +54,19 @@ use writeback::Writeback;
 /// up with the prefetcher, a poll returns `Pending` and is woken once the next
 /// window is in memory.
 ///
+/// ```text
+///   poll_read / poll_fill_buf / Chunks::poll_next
+///        │ bytes resident at the cursor?
+///        ├── yes: copy out (guarded) / lend a slice / hand out a Bytes
+///        └── no : park the waker, return Pending (a "stall")
+///                      ▲
+///   pager thread:   MADV_POPULATE_READ(next window) ── wake ──┘
+///   behind the cursor: pages released from the mapping, 8 MiB at a time
+/// ```
+///
+/// The [crate docs](crate#how-a-stream-never-stalls-its-executor) explain
+/// the read-ahead window, the process-wide budget and write-back.
+///
 /// Writes into a sparse file on a full file system fail with `StorageFull`.
 /// An error that may have lost written bytes (a truncation, a failed
 /// write-back or flush) is reported again by every later write, flush and
