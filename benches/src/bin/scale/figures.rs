@@ -72,3 +72,25 @@ impl FromStr for Figures {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_survive_the_line_from_child_to_parent() {
+        let sent = Figures {
+            bytes: 2 << 30,
+            seconds: 2.5,
+            longest_poll: Duration::from_micros(10_724),
+            slow_polls: 3,
+            peak_threads: 514,
+            peak_rss: 138 << 20,
+            peak_page_tables: 4 << 20,
+            major_faults: 7,
+        };
+        let received: Figures = sent.to_string().parse().unwrap();
+        assert_eq!(received.to_string(), sent.to_string());
+        assert!("1 2 3".parse::<Figures>().is_err());
+    }
+}

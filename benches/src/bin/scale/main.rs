@@ -125,8 +125,9 @@ fn measure(options: &Options) -> io::Result<()> {
         .file_len
         .unwrap_or(if options.quick { QUICK_FILE } else { full_len });
     // The library's default budget is sized for data larger than memory; a
-    // smaller file gets a budget smaller by the same factor, so that the
-    // budget is spread as thin over the streams as in the full run.
+    // smaller file gets a budget smaller by the same factor, so that it is
+    // the same fraction of the data as in the full run. (The parent makes
+    // no stream: its pager only tells the default.)
     let default_budget = mapview::Pager::current().read_ahead_budget();
     let budget = (default_budget as f64 * (file_len as f64 / full_len as f64).min(1.0)) as u64;
     let mode = match (options.file_len, options.quick) {
@@ -214,4 +215,29 @@ fn die_with_parent() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn options_take_a_size_and_a_list_of_stream_counts() {
+        let options = parse(&args("--quick --size-mib 64 --streams 1,8 --hog")).unwrap();
+        assert!(options.quick && options.hog);
+        assert_eq!(options.file_len, Some(64 << 20));
+        assert_eq!(options.streams, [1, 8]);
+    }
+
+    #[test]
+    fn zero_streams_and_unknown_options_are_refused() {
+        for line in ["--streams 0", "--streams 1,x", "--size-mib", "--fast"] {
+            let error = parse(&args(line)).err().unwrap();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{line}");
+        }
+    }
 }

@@ -166,3 +166,22 @@ fn major_faults_of_this_thread() -> i64 {
     };
     usage.ru_majflt
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_file_without_overlap() {
+        let ranges: Vec<_> = ranges(1000, 3).collect();
+        assert_eq!(ranges, [0..333, 333..666, 666..1000]);
+    }
+
+    #[test]
+    fn readers_are_found_by_name() {
+        for reader in Reader::ALL {
+            assert_eq!(reader.name().parse::<Reader>().unwrap(), reader);
+        }
+        assert!("std::fs".parse::<Reader>().is_err());
+    }
+}
