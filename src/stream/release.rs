@@ -5,10 +5,15 @@
 //! ```text
 //!   region  |=====released=====|...consumed...|====resident====|
 //!                              ^ done         ^ cursor
-//!   every TEARDOWN_STEP of consumed pages: MADV_DONTNEED on them (the page
-//!   cache keeps them), unless a zero-copy Bytes of the region is alive;
-//!   with `drop_behind`, POSIX_FADV_DONTNEED too, on the pager
+//!   every step of consumed pages: MADV_DONTNEED on them (the page cache
+//!   keeps them), unless a zero-copy Bytes of the region is alive; with
+//!   `drop_behind`, POSIX_FADV_DONTNEED too, on the pager
 //! ```
+//!
+//! A step is the stream's share of the read-ahead budget, at least
+//! [`MIN_STEP`] and at most `TEARDOWN_STEP`: so a thousand streams keep
+//! about a share behind each cursor and a share ahead, and a lone stream
+//! releases in large steps, whose TLB flushes cost nothing measurable.
 //!
 //! `MADV_DONTNEED` only unmaps pages of a shared mapping (their contents
 //! stay in the file or shared memory); copy-on-write regions are never
@@ -22,6 +27,10 @@ use std::sync::Arc;
 use crate::region::{Region, TEARDOWN_STEP};
 use crate::stream::prefetch::Prefetcher;
 use crate::Pager;
+
+/// The smallest step released at once: each release is a system call and a
+/// TLB flush.
+const MIN_STEP: u64 = 256 << 10;
 
 /// The part of a stream's region behind its cursor that it gave back.
 #[derive(Debug)]
@@ -48,7 +57,11 @@ impl Release {
         pos: u64,
         prefetch: &mut Prefetcher,
     ) -> io::Result<()> {
-        if pos < self.done.saturating_add(TEARDOWN_STEP) {
+        let step = Pager::current()
+            .read_ahead()
+            .share()
+            .clamp(MIN_STEP, TEARDOWN_STEP);
+        if pos < self.done.saturating_add(step) {
             return Ok(());
         }
         let range = self.done..pos;
