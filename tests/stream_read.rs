@@ -379,6 +379,49 @@ fn dropping_a_stream_ends_its_background_work() {
     assert!(resident_pages(&path, 8 << 20..len) == 0);
 }
 
+#[test]
+fn a_stream_dropped_while_its_job_waits_leaves_the_pager_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = cold_pattern_file(dir.path(), 8 << 20);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let map = open(&path);
+    let mut stream = {
+        let _guard = runtime.enter();
+        map.stream(..).unwrap()
+    };
+    let watch = stream.background();
+    let mut buf = [0u8; 100];
+    {
+        let paused = Pager::current().pause();
+        let mut read = tokio_test::task::spawn(stream.read(&mut buf));
+        assert_pending!(read.poll()); // its job (and the job's hint) queued
+        drop(read);
+        drop(stream); // the queued job and hint now hold the last region
+        drop(paused);
+    }
+    eventually("the background work ends with the stream", || {
+        watch.is_finished()
+    });
+    // The pager still serves other streams. On a thread of its own: a
+    // deadlocked pager would hang it, and this test must fail, not hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let page = runtime.block_on(async {
+            let mut stream = map.stream(..4096).unwrap();
+            let mut page = vec![0u8; 4096];
+            stream.read_exact(&mut page).await.map(|_| page)
+        });
+        let _ = tx.send(page);
+    });
+    let page = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the pager hung");
+    assert_eq!(page.unwrap(), data[..4096]);
+}
+
 /// The scheduling policies of the pager's threads in this process.
 fn pager_policies() -> Vec<libc::c_int> {
     let tasks = std::fs::read_dir("/proc/self/task").unwrap();

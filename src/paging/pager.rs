@@ -37,6 +37,10 @@ const MAX_READ_AHEAD: u64 = 1 << 30;
 /// A unit of background work.
 type Work = Box<dyn FnOnce() + Send>;
 
+/// How many queued tasks' hints a thread starts when it takes a task: the
+/// reads kept in flight for the streams that wait their turn.
+const LOOKAHEAD: usize = 16;
+
 /// The pager every stream of the process uses, set up on first use.
 static GLOBAL: OnceLock<Pager> = OnceLock::new();
 
@@ -200,10 +204,19 @@ impl Pager {
         urgent: Arc<AtomicBool>,
         work: impl FnOnce() + Send + 'static,
     ) -> io::Result<()> {
-        let wake = self.shared.queue().push(Task {
-            work: Box::new(work),
-            urgent,
-        });
+        self.submit_with_hint(urgent, None, Box::new(work))
+    }
+
+    /// [`submit`](Pager::submit), with a `hint` that a pager thread may
+    /// run earlier, while the task still waits in the queue: a call that
+    /// starts the task's reads without waiting for them.
+    pub(crate) fn submit_with_hint(
+        &self,
+        urgent: Arc<AtomicBool>,
+        hint: Option<Work>,
+        work: Work,
+    ) -> io::Result<()> {
+        let wake = self.shared.queue().push(Task { work, urgent, hint });
         match wake {
             Wake::Notify => self.shared.work_queued.notify_one(),
             Wake::Wait => {}
@@ -320,11 +333,19 @@ impl Shared {
         let _batch = sys::BatchScheduling::enter();
         let mut queue = self.queue();
         loop {
-            if let Some(task) = queue.pop() {
+            if let Some(Task { work, hint, .. }) = queue.pop() {
+                let hints = queue.take_hints(LOOKAHEAD);
                 drop(queue);
+                // Nothing is dropped under the lock: dropping a task can drop
+                // the last handle to a region, whose teardown submits a task.
+                // The task's own hint is moot now (its work starts the same
+                // reads).
+                drop(hint);
                 // A task that panics must not take the thread with it: the
                 // queue counts this thread as alive.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task.work));
+                for work in hints.into_iter().chain([work]) {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                }
                 queue = self.queue();
                 continue;
             }

@@ -10,15 +10,22 @@
 //!   before any task that only works ahead, oldest urgent one first.
 //! - **Bounded.** A new thread starts only when a task is queued, no thread
 //!   is idle, and fewer than the maximum run.
+//! - **I/O ahead of the threads.** A task may carry a *hint*: a call that
+//!   starts its reads without waiting for them (`MADV_WILLNEED`). A thread
+//!   that takes a task also takes the hints of the next few queued ones, so
+//!   the disk has the reads of many streams in flight while a bounded
+//!   number of threads wait on a few.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// One unit of background work and the flag that marks it urgent.
+/// One unit of background work, the flag that marks it urgent, and an
+/// optional hint that starts its I/O early.
 pub(crate) struct Task<W> {
     pub(crate) work: W,
     pub(crate) urgent: Arc<AtomicBool>,
+    pub(crate) hint: Option<W>,
 }
 
 /// Queued tasks and the count of threads, busy and idle.
@@ -84,6 +91,19 @@ impl<W> Queue<W> {
         }
     }
 
+    /// The hints of the first `n` queued tasks that still have one, each
+    /// taken once.
+    pub(crate) fn take_hints(&mut self, n: usize) -> Vec<W> {
+        if self.paused > 0 {
+            return Vec::new();
+        }
+        self.tasks
+            .iter_mut()
+            .take(n)
+            .filter_map(|task| task.hint.take())
+            .collect()
+    }
+
     /// Holds back every task until as many `resume` calls.
     pub(crate) fn pause(&mut self) {
         self.paused += 1;
@@ -130,6 +150,7 @@ mod tests {
         let task = Task {
             work: name,
             urgent: Arc::clone(&urgent),
+            hint: Some(name),
         };
         (task, urgent)
     }
@@ -161,6 +182,20 @@ mod tests {
         c_waits.store(true, Ordering::Release);
         b_waits.store(true, Ordering::Release);
         assert_eq!(drain(&mut queue), ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn the_hints_of_the_next_tasks_are_taken_once() {
+        let mut queue = Queue::new(2);
+        for name in ["a", "b", "c", "d"] {
+            queue.push(task(name).0);
+        }
+        assert_eq!(queue.pop().map(|task| task.work), Some("a"));
+        assert_eq!(queue.take_hints(2), ["b", "c"]);
+        assert_eq!(queue.take_hints(2), Vec::<&str>::new());
+        assert_eq!(queue.take_hints(3), ["d"]);
+        // The tasks themselves are still there, in order.
+        assert_eq!(drain(&mut queue), ["b", "c", "d"]);
     }
 
     #[test]

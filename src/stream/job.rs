@@ -146,6 +146,19 @@ impl<T: Send + 'static> JobSlot<T> {
         tag: T,
         work: impl FnOnce(&Progress<'_, T>) -> io::Result<()> + Send + 'static,
     ) {
+        self.start_with_hint(tag, None, work);
+    }
+
+    /// [`start`](JobSlot::start), with a `hint` that starts the job's reads
+    /// without waiting, which the pager may run while the job still waits
+    /// for a thread (see `Pager::submit_with_hint`). Skipped once the
+    /// stream is gone.
+    pub(crate) fn start_with_hint(
+        &mut self,
+        tag: T,
+        hint: Option<Box<dyn FnOnce() + Send>>,
+        work: impl FnOnce(&Progress<'_, T>) -> io::Result<()> + Send + 'static,
+    ) {
         debug_assert!(!self.busy, "one job at a time");
         self.busy = true;
         self.shared.progress.store(0, Ordering::Relaxed);
@@ -155,9 +168,21 @@ impl<T: Send + 'static> JobSlot<T> {
             tag: Some(tag),
             _alive: Arc::clone(&self.liveness),
         };
+        let hint = hint.map(|hint| {
+            let shared = Arc::clone(&self.shared);
+            Box::new(move || {
+                if !shared.cancelled.load(Ordering::Acquire) {
+                    hint();
+                }
+            }) as Box<dyn FnOnce() + Send>
+        });
         // A pager that cannot run the job drops it, and the job reports
         // that as its result: nothing more to do with the error here.
-        let _ = Pager::current().submit(Arc::clone(&self.shared.urgent), move || job.run(work));
+        let _ = Pager::current().submit_with_hint(
+            Arc::clone(&self.shared.urgent),
+            hint,
+            Box::new(move || job.run(work)),
+        );
     }
 
     /// The last mark the job in flight reported (0 if none yet). Read it

@@ -233,7 +233,13 @@ impl Prefetcher {
         let (mode, exact) = (self.mode, self.is_short());
         let tag = (range.clone(), mode);
         self.running = Some(tag.clone());
-        self.job.start(tag, move |progress| {
+        let hint = {
+            let (region, first) = (Arc::clone(&region), first_reads(&range, exact));
+            Box::new(move || {
+                let _ = region.will_need(first);
+            }) as Box<dyn FnOnce() + Send>
+        };
+        self.job.start_with_hint(tag, Some(hint), move |progress| {
             populate(&region, range, mode, exact, |mark| progress.report(mark))
         });
     }
@@ -328,6 +334,16 @@ impl Prefetcher {
     }
 }
 
+/// The part of `range` whose reads a job starts at once: all of it for a
+/// short stream (`exact`), else its first step (see [`populate`]).
+fn first_reads(range: &Range<u64>, exact: bool) -> Range<u64> {
+    if exact {
+        range.clone()
+    } else {
+        range.start..range.end.min(range.start.saturating_add(BLOCKING_STEP))
+    }
+}
+
 /// Makes `range` of `region` resident for `mode`, in steps. Blocking: runs
 /// on the pager (or a thread that may wait on the disk).
 ///
@@ -350,8 +366,7 @@ fn populate(
     exact: bool,
     report: impl Fn(u64),
 ) -> io::Result<()> {
-    let first_step = range.start..range.end.min(range.start.saturating_add(BLOCKING_STEP));
-    region.will_need(if exact { range.clone() } else { first_step })?;
+    region.will_need(first_reads(&range, exact))?;
     let range_end = range.end;
     for step in steps(range, BLOCKING_STEP) {
         region.populate(step.clone(), mode)?;
