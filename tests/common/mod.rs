@@ -184,3 +184,9 @@ pub fn truncate(path: &Path, len: u64) {
     let file = std::fs::OpenOptions::new().write(true).open(path);
     file.and_then(|f| f.set_len(len)).expect("truncate");
 }
+
+/// The start of every name [`shm_name`] makes in this process.
+pub fn shm_prefix() -> String {
+    let run = std::env::var("MAPVIEW_TEST_RUN").unwrap_or_default();
+    format!("{SHM_PREFIX}{run}{}-", std::process::id())
+}
