@@ -1,9 +1,11 @@
 //! A model-based property test of the public surface: random interleavings
-//! of views, writable views, stream reads, writes, seeks, flushes and
-//! `chunks`, with the file truncated and grown again by "another program"
-//! (`set_len` on the path), checked against an in-memory model of each
-//! object's bytes. Every result must match the model, and every error must
-//! be one the model expects.
+//! of views, writable views (and conversions between the two), stream
+//! reads, `fill_buf`, writes, seeks, prefetches, flushes, shutdowns and
+//! `chunks`, through read-write, read-only and copy-on-write handles, with
+//! the object truncated and grown again by "another program" (`set_len` on
+//! its path), checked against an in-memory model of each object's bytes.
+//! Every result must match the model, and every error must be one the model
+//! expects.
 //!
 //! CI runs a few dozen cases. `PROPTEST_CASES` sets the count; the thorough
 //! run is
@@ -21,6 +23,12 @@
 //! its mapping is poisoned), but it never returns wrong bytes, and a stream
 //! that no truncation reached never fails.
 //!
+//! Copy-on-write views and streams keep their writes to themselves: those
+//! never reach the file or the model. Once a copy-on-write view or stream
+//! has written, its bytes are its own (it took private copies of whole
+//! pages, a stream even ahead of its cursor), so from then on only its
+//! lengths and errors are checked.
+//!
 //! Left out until the library handles them (issue 14):
 //! - cuts inside a page: the file is cut and grown only to whole pages (or
 //!   its full capacity). The rest of a cut page stays mapped, and a stream
@@ -28,8 +36,9 @@
 //!   where the model expects `UnexpectedEof`;
 //! - item 3: a flush after a truncation that lost written bytes says `Ok`,
 //!   so a stream that a truncation reached may flush with `Ok` or fail;
-//! - item 4: a chunk over pages the file lost raises `SIGBUS` when read, so
-//!   only chunks over pages the file covers are read.
+//! - item 4: `chunks` and `fill_buf` lend pages that the file lost after
+//!   they were made resident, and reading those raises `SIGBUS`: what they
+//!   lend is read only where the file covers it.
 
 mod common;
 
@@ -40,14 +49,18 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use futures::StreamExt;
-use mapview::{MappedFile, StreamOptions, View, ViewMut, ViewStream};
+use mapview::{Access, MappedFile, StreamOptions, View, ViewMut, ViewStream};
 use proptest::prelude::*;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 const PAGE: u64 = 4096;
 
 /// Slots for views and streams kept alive across operations.
 const SLOTS: usize = 3;
+
+/// Handles to each object: read-write, a second one (read-only for a file),
+/// copy-on-write.
+const HANDLES: usize = 3;
 
 /// Cases run by default; `PROPTEST_CASES` overrides it.
 const DEFAULT_CASES: u32 = 64;
@@ -122,10 +135,16 @@ enum Op {
         shape: u8,
         seed: u8,
     },
-    /// Flushes a kept writable view (all of it, or a part).
+    /// Flushes a kept writable view: all of it, a part, or (for `shape` 0
+    /// and 1) a bad range.
     FlushKept {
         slot: usize,
-        whole: bool,
+        pick: Pick,
+    },
+    /// Turns a kept view into a writable one, or back.
+    Convert {
+        slot: usize,
+        to_mut: bool,
     },
     /// Opens a stream over a range (replacing the slot's stream).
     Stream {
@@ -137,6 +156,16 @@ enum Op {
     Read {
         slot: usize,
         len: usize,
+    },
+    /// `fill_buf`, then `consume` of up to `len` bytes of what it lent.
+    FillBuf {
+        slot: usize,
+        len: usize,
+    },
+    /// `prefetch_blocking` of `len` bytes.
+    Prefetch {
+        slot: usize,
+        len: u64,
     },
     Write {
         slot: usize,
@@ -198,7 +227,7 @@ fn seek() -> impl Strategy<Value = Seek> {
 
 fn op() -> impl Strategy<Value = Op> {
     let obj = 0..2usize;
-    let handle = 0..2usize;
+    let handle = 0..HANDLES;
     let slot = 0..SLOTS;
     let size = 0..3 * PAGE as usize;
     prop_oneof![
@@ -211,10 +240,13 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (slot.clone(), any::<u64>(), any::<u64>(), any::<u8>(), any::<u8>()).prop_map(
             |(slot, at, len, shape, seed)| Op::WriteKept { slot, at, len, shape, seed }
         ),
-        1 => (slot.clone(), any::<bool>()).prop_map(|(slot, whole)| Op::FlushKept { slot, whole }),
+        1 => (slot.clone(), pick()).prop_map(|(slot, pick)| Op::FlushKept { slot, pick }),
+        1 => (slot.clone(), any::<bool>()).prop_map(|(slot, to_mut)| Op::Convert { slot, to_mut }),
         3 => (slot.clone(), obj.clone(), handle, pick())
             .prop_map(|(slot, obj, handle, pick)| Op::Stream { slot, obj, handle, pick }),
         6 => (slot.clone(), size.clone()).prop_map(|(slot, len)| Op::Read { slot, len }),
+        2 => (slot.clone(), size.clone()).prop_map(|(slot, len)| Op::FillBuf { slot, len }),
+        1 => (slot.clone(), 0..4 * PAGE).prop_map(|(slot, len)| Op::Prefetch { slot, len }),
         6 => (slot.clone(), size, any::<u8>()).prop_map(|(slot, len, seed)| Op::Write { slot, len, seed }),
         3 => (slot.clone(), seek()).prop_map(|(slot, to)| Op::Seek { slot, to }),
         2 => slot.clone().prop_map(|slot| Op::Flush { slot }),
@@ -235,9 +267,9 @@ fn data(seed: u8, len: usize) -> Vec<u8> {
 
 /// One mapping object and its model.
 struct Object {
-    /// Handles to the object: [0] read-write; [1] a second handle (for a
-    /// file, read-only).
-    handles: [MappedFile; 2],
+    /// Handles to the object: read-write; a second one (for a file,
+    /// read-only); copy-on-write.
+    handles: [MappedFile; HANDLES],
     /// How "another program" reaches the object: opened at its path (for
     /// anonymous memory, a duplicate of its descriptor).
     outside: File,
@@ -252,35 +284,33 @@ struct Object {
 
 impl Object {
     fn new(kind: Kind, path: &Path, capacity: u64) -> Self {
-        let (handles, outside) = match kind {
+        // SAFETY (of the test, for every map here): the model touches views
+        // only over pages that the object still covers.
+        let (first, second, path) = match kind {
             Kind::File => {
-                // SAFETY (of the test): the model touches views only over
-                // pages that the file still covers.
                 let rw = unsafe { MappedFile::create(path, capacity) }.unwrap();
                 let ro = unsafe { MappedFile::open(path) }.unwrap();
-                let outside = File::options().read(true).write(true).open(path);
-                ([rw, ro], outside.unwrap())
+                (rw, ro, path.to_owned())
             }
             Kind::Shared => {
                 let name = common::shm_name("model");
                 let created = unsafe { MappedFile::create_shared(&name, capacity) }.unwrap();
                 let opened = unsafe { MappedFile::open_shared(&name) }.unwrap();
-                let outside = File::options()
-                    .read(true)
-                    .write(true)
-                    .open(Path::new("/dev/shm").join(&name));
-                ([created, opened], outside.unwrap())
+                (created, opened, Path::new("/dev/shm").join(&name))
             }
             Kind::Anonymous => {
-                use std::os::fd::AsFd;
+                use std::os::fd::{AsFd, AsRawFd};
                 let map = MappedFile::anonymous(capacity).unwrap();
-                let outside = File::from(map.as_fd().try_clone_to_owned().unwrap());
-                ([map.clone(), map], outside)
+                let path = format!("/proc/self/fd/{}", map.as_fd().as_raw_fd());
+                (map.clone(), map, path.into())
             }
         };
+        let outside = File::options().read(true).write(true).open(&path);
+        let mut options = MappedFile::options();
+        let cow = unsafe { options.access(Access::CopyOnWrite).open(&path) }.unwrap();
         Self {
-            handles,
-            outside,
+            handles: [first, second, cow],
+            outside: outside.unwrap(),
             bytes: vec![0; capacity as usize],
             known: vec![true; capacity as usize],
             len: capacity,
@@ -291,8 +321,8 @@ impl Object {
         self.bytes.len() as u64
     }
 
-    fn writable(&self, handle: usize) -> bool {
-        self.handles[handle].access() != mapview::Access::Read
+    fn access(&self, handle: usize) -> Access {
+        self.handles[handle].access()
     }
 
     /// The end of the pages the file still covers: a mapping may touch
@@ -359,7 +389,7 @@ impl Object {
 struct Stream {
     stream: ViewStream,
     obj: usize,
-    writable: bool,
+    access: Access,
     /// The stream's range in the object.
     range: Range<u64>,
     pos: u64,
@@ -367,6 +397,8 @@ struct Stream {
     /// may fail with `UnexpectedEof` from then on.
     hit: bool,
     shut_down: bool,
+    /// Whether it is copy-on-write and has written: its bytes are its own.
+    diverged: bool,
 }
 
 impl Stream {
@@ -378,13 +410,80 @@ impl Stream {
     fn at(&self) -> u64 {
         self.range.start + self.pos
     }
+
+    /// What the model needs to check bytes handed out at the cursor.
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            at: self.at(),
+            left: self.len().saturating_sub(self.pos),
+            diverged: self.diverged,
+        }
+    }
 }
 
-/// A kept view and what it covers.
+/// A stream's cursor, for checking what the stream hands out there.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    /// Where the cursor is in the object.
+    at: u64,
+    /// Bytes from the cursor to the end of the stream.
+    left: u64,
+    diverged: bool,
+}
+
+impl Cursor {
+    /// Checks that `n` bytes taken or handed out at the cursor when `asked`
+    /// for at most that many are as many as there may be, and that `got`
+    /// (the bytes handed out, unless they were lent over pages the file
+    /// lost) come from pages the stream could copy and match the model.
+    fn check(
+        self,
+        object: &Object,
+        n: usize,
+        asked: usize,
+        got: Option<&[u8]>,
+    ) -> Result<(), TestCaseError> {
+        let left = self.left;
+        prop_assert!(
+            n as u64 <= left.min(asked as u64),
+            "{} bytes of {} with {} left",
+            n,
+            asked,
+            left
+        );
+        prop_assert!(
+            n > 0 || asked == 0 || left == 0,
+            "0 bytes with {} left",
+            left
+        );
+        let Some(got) = got.filter(|_| !self.diverged) else {
+            return Ok(());
+        };
+        let range = self.at..self.at + n as u64;
+        prop_assert!(
+            n == 0 || object.readable(&range),
+            "{:?} copied out past the cut at {}",
+            range,
+            object.len
+        );
+        object.check(self.at, got, "stream")
+    }
+}
+
+/// A kept view and what the model knows about it.
 struct Kept<V> {
     view: V,
+    model: ViewModel,
+}
+
+/// What the model knows about a view.
+#[derive(Debug, Clone)]
+struct ViewModel {
     obj: usize,
+    access: Access,
     range: Range<u64>,
+    /// Whether it is copy-on-write and has written: its bytes are its own.
+    diverged: bool,
 }
 
 /// The objects of a case, with what the case keeps alive of them.
@@ -413,8 +512,8 @@ fn expect_err<T>(
     }
 }
 
-/// The error a stream may return: `UnexpectedEof`, only once a truncation
-/// reached it.
+/// The error a stream may return: `UnexpectedEof`, and only once a
+/// truncation reached it.
 fn stream_error(hit: bool, error: std::io::Error, what: &str) -> Result<(), TestCaseError> {
     prop_assert!(
         hit && error.kind() == ErrorKind::UnexpectedEof,
@@ -423,6 +522,33 @@ fn stream_error(hit: bool, error: std::io::Error, what: &str) -> Result<(), Test
         error,
         if hit { "has" } else { "never" }
     );
+    Ok(())
+}
+
+/// Writes `len` bytes at `at` (in the view) through a writable view, if the
+/// file covers them, and reads them back; the model takes them unless the
+/// view is copy-on-write.
+fn write_view(
+    object: &mut Object,
+    kept: &mut Kept<ViewMut>,
+    at: u64,
+    len: u64,
+    seed: u8,
+) -> Result<(), TestCaseError> {
+    let range = kept.model.range.start + at..kept.model.range.start + at + len;
+    if !object.in_file(&range) {
+        return Ok(());
+    }
+    let bytes = data(seed, len as usize);
+    kept.view.write_at(at, &bytes).unwrap();
+    let mut back = vec![0; len as usize];
+    kept.view.read_at(at, &mut back).unwrap();
+    prop_assert!(back == bytes, "a view reads back what it wrote");
+    if kept.model.access == Access::CopyOnWrite {
+        kept.model.diverged = true;
+    } else {
+        object.write(range.start, &bytes);
+    }
     Ok(())
 }
 
@@ -467,7 +593,8 @@ impl World {
                 shape,
                 seed,
             } => self.write_kept(slot, at, len, shape, seed),
-            Op::FlushKept { slot, whole } => self.flush_kept(slot, whole),
+            Op::FlushKept { slot, pick } => self.flush_kept(slot, pick),
+            Op::Convert { slot, to_mut } => self.convert(slot, to_mut),
             Op::Stream {
                 slot,
                 obj,
@@ -475,6 +602,8 @@ impl World {
                 pick,
             } => self.open_stream(slot, obj, handle, pick),
             Op::Read { slot, len } => self.read(slot, len).await,
+            Op::FillBuf { slot, len } => self.fill_buf(slot, len).await,
+            Op::Prefetch { slot, len } => self.prefetch(slot, len),
             Op::Write { slot, len, seed } => self.write(slot, len, seed).await,
             Op::Seek { slot, to } => self.seek(slot, to).await,
             Op::Flush { slot } => self.flush(slot, false).await,
@@ -515,21 +644,26 @@ impl World {
             )?;
         }
         if keep {
-            self.views[pick.shape as usize % SLOTS] = Some(Kept { view, obj, range });
+            let model = ViewModel {
+                obj,
+                access: object.access(handle),
+                range,
+                diverged: false,
+            };
+            self.views[pick.shape as usize % SLOTS] = Some(Kept { view, model });
         }
         Ok(())
     }
 
     fn read_kept(&self, slot: usize, mutable: bool) -> Result<(), TestCaseError> {
-        let (bytes, obj, range): (&[u8], _, _) =
-            match (mutable, &self.views[slot], &self.views_mut[slot]) {
-                (false, Some(kept), _) => (&kept.view, kept.obj, &kept.range),
-                (true, _, Some(kept)) => (&kept.view, kept.obj, &kept.range),
-                _ => return Ok(()),
-            };
-        let object = &self.objects[obj];
-        if object.readable(range) {
-            object.check(range.start, bytes, "kept view")?;
+        let (bytes, model): (&[u8], _) = match (mutable, &self.views[slot], &self.views_mut[slot]) {
+            (false, Some(k), _) => (&k.view, &k.model),
+            (true, _, Some(k)) => (&k.view, &k.model),
+            _ => return Ok(()),
+        };
+        let object = &self.objects[model.obj];
+        if object.readable(&model.range) && !model.diverged {
+            object.check(model.range.start, bytes, "kept view")?;
         }
         Ok(())
     }
@@ -545,7 +679,8 @@ impl World {
         let object = &mut self.objects[obj];
         let range = pick.resolve(object.capacity());
         let result = object.handles[handle].view_mut(range.clone());
-        if !object.writable(handle) {
+        let access = object.access(handle);
+        if access == Access::Read {
             return expect_err(
                 result,
                 ErrorKind::PermissionDenied,
@@ -555,15 +690,21 @@ impl World {
         if !valid(&range, object.capacity()) {
             return expect_err(result, ErrorKind::InvalidInput, "view_mut of a bad range");
         }
-        let mut view = result.unwrap();
-        prop_assert_eq!(view.offset(), range.start);
-        if object.in_file(&range) {
-            let bytes = data(seed, view.len());
-            view.copy_from_slice(&bytes);
-            object.write(range.start, &bytes);
-        }
+        let model = ViewModel {
+            obj,
+            access,
+            range,
+            diverged: false,
+        };
+        let mut kept = Kept {
+            view: result.unwrap(),
+            model,
+        };
+        prop_assert_eq!(kept.view.offset(), kept.model.range.start);
+        let len = kept.view.len() as u64;
+        write_view(object, &mut kept, 0, len, seed)?;
         if keep {
-            self.views_mut[pick.shape as usize % SLOTS] = Some(Kept { view, obj, range });
+            self.views_mut[pick.shape as usize % SLOTS] = Some(kept);
         }
         Ok(())
     }
@@ -579,7 +720,7 @@ impl World {
         let Some(kept) = &mut self.views_mut[slot] else {
             return Ok(());
         };
-        let object = &mut self.objects[kept.obj];
+        let object = &mut self.objects[kept.model.obj];
         let size = kept.view.len() as u64;
         let at = at % size;
         if shape % 8 == 0 {
@@ -592,26 +733,48 @@ impl World {
                 "write_at past the end of a view",
             );
         }
-        let len = 1 + len % (size - at);
-        let range = kept.range.start + at..kept.range.start + at + len;
-        if object.in_file(&range) {
-            let bytes = data(seed, len as usize);
-            kept.view.write_at(at, &bytes).unwrap();
-            object.write(range.start, &bytes);
-        }
-        Ok(())
+        write_view(object, kept, at, 1 + len % (size - at), seed)
     }
 
-    fn flush_kept(&self, slot: usize, whole: bool) -> Result<(), TestCaseError> {
+    fn flush_kept(&self, slot: usize, pick: Pick) -> Result<(), TestCaseError> {
         let Some(kept) = &self.views_mut[slot] else {
             return Ok(());
         };
-        let result = if whole {
+        let size = kept.view.len() as u64;
+        let start = kept.model.range.start;
+        let part = pick.resolve(size);
+        let result = if pick.shape % 16 == 2 {
             kept.view.flush()
         } else {
-            kept.view.flush_range(kept.range.start..)
+            kept.view.flush_range(start + part.start..start + part.end)
         };
+        if !valid(&part, size) {
+            return expect_err(result, ErrorKind::InvalidInput, "flush of a bad range");
+        }
         prop_assert!(result.is_ok(), "flush of a view: {:?}", result);
+        Ok(())
+    }
+
+    fn convert(&mut self, slot: usize, to_mut: bool) -> Result<(), TestCaseError> {
+        if to_mut {
+            let Some(kept) = self.views[slot].take() else {
+                return Ok(());
+            };
+            let Kept { view, model } = kept;
+            let result = view.make_mut();
+            if model.access == Access::Read {
+                return expect_err(result, ErrorKind::PermissionDenied, "make_mut");
+            }
+            let view = result.unwrap();
+            self.views_mut[slot] = Some(Kept { view, model });
+        } else {
+            let Some(kept) = self.views_mut[slot].take() else {
+                return Ok(());
+            };
+            let Kept { view, model } = kept;
+            let view = view.make_read_only().unwrap();
+            self.views[slot] = Some(Kept { view, model });
+        }
         Ok(())
     }
 
@@ -634,11 +797,12 @@ impl World {
         self.streams[slot] = Some(Stream {
             stream,
             obj,
-            writable: object.writable(handle),
+            access: object.access(handle),
             range,
             pos: 0,
             hit,
             shut_down: false,
+            diverged: false,
         });
         Ok(())
     }
@@ -647,37 +811,48 @@ impl World {
         let Some(s) = &mut self.streams[slot] else {
             return Ok(());
         };
-        let object = &self.objects[s.obj];
         let mut buf = vec![0u8; len];
         let n = match s.stream.read(&mut buf).await {
             Ok(n) => n,
             Err(e) => return stream_error(s.hit, e, "read"),
         };
-        let left = s.len().saturating_sub(s.pos);
-        prop_assert!(
-            n as u64 <= left.min(len as u64),
-            "read {} of {} with {} left",
-            n,
-            len,
-            left
-        );
-        prop_assert!(
-            n > 0 || len == 0 || left == 0,
-            "read returned 0 with {} left",
-            left
-        );
-        let got = s.at()..s.at() + n as u64;
-        // A stream hands out only bytes of pages that it could copy.
-        prop_assert!(
-            n == 0 || object.readable(&got),
-            "read {:?} past the cut at {}",
-            got,
-            object.len
-        );
-        object.check(s.at(), &buf[..n], "stream read")?;
+        s.cursor()
+            .check(&self.objects[s.obj], n, len, Some(&buf[..n]))?;
         s.pos += n as u64;
         prop_assert_eq!(s.stream.position(), s.pos);
         Ok(())
+    }
+
+    async fn fill_buf(&mut self, slot: usize, len: usize) -> Result<(), TestCaseError> {
+        let Some(s) = &mut self.streams[slot] else {
+            return Ok(());
+        };
+        let object = &self.objects[s.obj];
+        let cursor = s.cursor();
+        let lent = match s.stream.fill_buf().await {
+            Ok(lent) => lent,
+            Err(e) => return stream_error(s.hit, e, "fill_buf"),
+        };
+        let n = lent.len();
+        // Issue 14 item 4: a slice over pages the file lost is a SIGBUS when
+        // read; only slices over pages it covers are read here.
+        let covered = object.readable(&(cursor.at..cursor.at + n as u64));
+        cursor.check(object, n, usize::MAX, covered.then_some(lent))?;
+        let consumed = n.min(len);
+        s.stream.consume(consumed);
+        s.pos += consumed as u64;
+        prop_assert_eq!(s.stream.position(), s.pos);
+        Ok(())
+    }
+
+    fn prefetch(&mut self, slot: usize, len: u64) -> Result<(), TestCaseError> {
+        let Some(s) = &mut self.streams[slot] else {
+            return Ok(());
+        };
+        match s.stream.prefetch_blocking(len) {
+            Ok(()) => Ok(()),
+            Err(e) => stream_error(s.hit, e, "prefetch_blocking"),
+        }
     }
 
     async fn write(&mut self, slot: usize, len: usize, seed: u8) -> Result<(), TestCaseError> {
@@ -687,7 +862,7 @@ impl World {
         let object = &mut self.objects[s.obj];
         let bytes = data(seed, len);
         let result = s.stream.write(&bytes).await;
-        if !s.writable {
+        if s.access == Access::Read {
             return expect_err(
                 result,
                 ErrorKind::PermissionDenied,
@@ -697,35 +872,32 @@ impl World {
         if s.shut_down {
             return expect_err(result, ErrorKind::BrokenPipe, "write after shutdown");
         }
-        let left = s.len().saturating_sub(s.pos);
+        let private = s.access == Access::CopyOnWrite;
+        // A copy-on-write stream copies pages as it makes them writable,
+        // ahead of the cursor.
+        s.diverged |= private;
+        let cursor = s.cursor();
         let n = match result {
             Ok(n) => n,
             Err(e) => {
-                // Part of the bytes may have reached the file.
-                object.forget(s.at()..s.at() + left.min(len as u64));
+                if !private {
+                    // Part of the bytes may have reached the file.
+                    object.forget(cursor.at..cursor.at + cursor.left.min(len as u64));
+                }
                 return stream_error(s.hit, e, "write");
             }
         };
-        prop_assert!(
-            n as u64 <= left.min(len as u64),
-            "wrote {} of {} with {} left",
-            n,
-            len,
-            left
-        );
-        prop_assert!(
-            n > 0 || len == 0 || left == 0,
-            "write returned 0 with {} left",
-            left
-        );
-        let put = s.at()..s.at() + n as u64;
-        prop_assert!(
-            n == 0 || object.in_file(&put),
-            "write {:?} past the cut at {} returned Ok",
-            put,
-            object.len
-        );
-        object.write(s.at(), &bytes[..n]);
+        cursor.check(object, n, len, None)?;
+        if !private {
+            let put = s.at()..s.at() + n as u64;
+            prop_assert!(
+                n == 0 || object.in_file(&put),
+                "write {:?} past the cut at {} returned Ok",
+                put,
+                object.len
+            );
+            object.write(s.at(), &bytes[..n]);
+        }
         s.pos += n as u64;
         prop_assert_eq!(s.stream.position(), s.pos);
         Ok(())
@@ -764,6 +936,7 @@ impl World {
         match result {
             Ok(()) => {
                 s.shut_down |= shutdown;
+                prop_assert_eq!(s.stream.stats().dirty_bytes, 0);
                 Ok(())
             }
             // Issue 14 item 3: after a truncation cut written bytes, a flush
@@ -781,40 +954,29 @@ impl World {
         let Some(s) = self.streams[slot].take() else {
             return Ok(());
         };
-        let len = s.len();
-        let Stream {
-            stream,
-            obj,
-            range,
-            pos,
-            hit,
-            ..
-        } = s;
-        let object = &self.objects[obj];
-        let mut chunks = stream.chunks(size);
+        let object = &self.objects[s.obj];
+        let mut cursor = s.cursor();
+        let mut chunks = s.stream.chunks(size);
         if size == 0 {
             let first = chunks.next().await.expect("an error, not the end");
             return expect_err(first, ErrorKind::InvalidInput, "chunks of size 0");
         }
-        let mut pos = pos;
         for _ in 0..count {
             let chunk = match chunks.next().await {
                 None => {
-                    prop_assert!(pos >= len, "chunks ended at {} of {}", pos, len);
+                    prop_assert!(cursor.left == 0, "chunks ended {} bytes early", cursor.left);
                     return Ok(());
                 }
-                Some(Err(e)) => return stream_error(hit, e, "chunks"),
+                Some(Err(e)) => return stream_error(s.hit, e, "chunks"),
                 Some(Ok(chunk)) => chunk,
             };
-            let left = len.saturating_sub(pos);
-            prop_assert!(!chunk.is_empty() && chunk.len() <= size && chunk.len() as u64 <= left);
-            let at = range.start + pos;
+            let n = chunk.len();
             // Issue 14 item 4: a chunk over pages the file lost is a SIGBUS
             // when read; only chunks over pages it covers are read here.
-            if object.readable(&(at..at + chunk.len() as u64)) {
-                object.check(at, &chunk, "chunk")?;
-            }
-            pos += chunk.len() as u64;
+            let covered = object.readable(&(cursor.at..cursor.at + n as u64));
+            cursor.check(object, n, size, covered.then_some(&chunk))?;
+            cursor.at += n as u64;
+            cursor.left -= n as u64;
         }
         Ok(())
     }
