@@ -411,6 +411,13 @@ impl Stream {
         self.range.start + self.pos
     }
 
+    /// Moves the model's cursor on by `n` bytes, as the stream's moved.
+    fn advance(&mut self, n: usize) -> Result<(), TestCaseError> {
+        self.pos += n as u64;
+        prop_assert_eq!(self.stream.position(), self.pos);
+        Ok(())
+    }
+
     /// What the model needs to check bytes handed out at the cursor.
     fn cursor(&self) -> Cursor {
         Cursor {
@@ -818,9 +825,7 @@ impl World {
         };
         s.cursor()
             .check(&self.objects[s.obj], n, len, Some(&buf[..n]))?;
-        s.pos += n as u64;
-        prop_assert_eq!(s.stream.position(), s.pos);
-        Ok(())
+        s.advance(n)
     }
 
     async fn fill_buf(&mut self, slot: usize, len: usize) -> Result<(), TestCaseError> {
@@ -840,9 +845,7 @@ impl World {
         cursor.check(object, n, usize::MAX, covered.then_some(lent))?;
         let consumed = n.min(len);
         s.stream.consume(consumed);
-        s.pos += consumed as u64;
-        prop_assert_eq!(s.stream.position(), s.pos);
-        Ok(())
+        s.advance(consumed)
     }
 
     fn prefetch(&mut self, slot: usize, len: u64) -> Result<(), TestCaseError> {
@@ -898,9 +901,7 @@ impl World {
             );
             object.write(s.at(), &bytes[..n]);
         }
-        s.pos += n as u64;
-        prop_assert_eq!(s.stream.position(), s.pos);
-        Ok(())
+        s.advance(n)
     }
 
     async fn seek(&mut self, slot: usize, to: Seek) -> Result<(), TestCaseError> {
