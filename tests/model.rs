@@ -1015,14 +1015,16 @@ fn kind() -> impl Strategy<Value = Kind> {
 }
 
 fn options() -> impl Strategy<Value = StreamOptions> {
-    // Small windows and dirty limits, so that prefetch and write-back jobs
-    // run within a case's few pages.
-    (1..4u64, 1..8u64).prop_map(|(read_ahead, dirty)| {
+    // Mostly small windows and dirty limits, so that prefetch and write-back
+    // jobs run within a case's few pages; sometimes the defaults, whose
+    // window covers the whole object at once.
+    let small = (1..4u64, 1..8u64).prop_map(|(read_ahead, dirty)| {
         StreamOptions::new()
             .read_ahead(read_ahead * PAGE)
             .max_read_ahead(4 * PAGE)
             .dirty_limit(dirty * PAGE)
-    })
+    });
+    prop_oneof![3 => small, 1 => Just(StreamOptions::new())]
 }
 
 proptest! {
