@@ -279,16 +279,21 @@ fn tail(f: &Fixture) {
     });
 }
 
-/// A pipe that carried some bytes, both ends dropped.
+/// A pipe that carried some bytes, both ends dropped. The ends run side by
+/// side: `shutdown` may wait for the reader to drain the pipe.
 fn pipe_ends(f: &Fixture) {
     f.run(async {
         let name = common::shm_name("leak-pipe");
         let mut writer = pipe::create(&name, PAGE as usize).unwrap();
         let mut reader = pipe::open(&name).unwrap();
-        writer.write_all(b"through the pipe").await.unwrap();
-        writer.shutdown().await.unwrap();
+        let write = async {
+            writer.write_all(b"through the pipe").await?;
+            writer.shutdown().await
+        };
         let mut got = Vec::new();
-        reader.read_to_end(&mut got).await.unwrap();
+        let (written, read) = tokio::join!(write, reader.read_to_end(&mut got));
+        written.unwrap();
+        read.unwrap();
         assert_eq!(got, b"through the pipe");
     });
 }
