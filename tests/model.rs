@@ -84,8 +84,10 @@ enum Kind {
     Anonymous,
 }
 
-/// A range inside an object's capacity, or (for `shape` 0 and 1) an empty
-/// one or one past the capacity, which every call refuses as `InvalidInput`.
+/// A non-empty range inside an object's capacity, or (for `shape` 0 and 1)
+/// a reversed one or one past the capacity, which every call refuses as
+/// `InvalidInput`. (Empty ranges are left out: issue 14 item 10 turns them
+/// from `InvalidInput` into empty views.)
 #[derive(Debug, Clone, Copy)]
 struct Pick {
     start: u64,
@@ -97,7 +99,7 @@ impl Pick {
     fn resolve(self, cap: u64) -> Range<u64> {
         let start = self.start % cap;
         match self.shape % 16 {
-            0 => start..start,
+            0 => start + 1..start,
             1 => start..cap + 1 + self.len % PAGE,
             _ => start..start + 1 + self.len % (cap - start),
         }
