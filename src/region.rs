@@ -204,6 +204,10 @@ impl Region {
             // `ptr`). A failure (pages past the end of the file) changes no
             // mapping, so it does not poison the region.
             match unsafe { sys::populate(ptr, len, how) } {
+                // A file cut inside the range's last page still lets that
+                // page fault in, the rest of it zeros: only the file's
+                // length tells (one `fstat`, off the workers).
+                Ok(()) if !self.file_covers(&range) => return Err(sys::truncated()),
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.file_covers(&range) => {}
                 result => return result,
             }
@@ -211,8 +215,9 @@ impl Region {
         Err(refused(how))
     }
 
-    /// Whether the object's file reaches past `range` (of the region).
-    fn file_covers(&self, range: &Range<u64>) -> bool {
+    /// Whether the object's file reaches past `range` (of the region): one
+    /// `fstat`.
+    pub(crate) fn file_covers(&self, range: &Range<u64>) -> bool {
         let size = self.object.file.metadata().map(|m| m.len());
         size.is_ok_and(|size| size >= self.offset + range.end)
     }

@@ -171,3 +171,31 @@ async fn chunks_are_terminated_after_the_last_chunk_and_after_an_error() {
     assert!(chunks.is_terminated());
     assert!(chunks.next().await.is_none());
 }
+
+#[tokio::test]
+async fn a_file_cut_inside_a_page_is_an_error_not_zeros_or_lost_writes() {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.bin");
+    // SAFETY: the test's own file; it cuts it itself, below.
+    let map = unsafe { MappedFile::create(&path, 8192) }.unwrap();
+    map.view_mut(..).unwrap().fill(7);
+    let mut reader = map.stream(..).unwrap();
+    let mut writer = map.stream(..).unwrap();
+    truncate(&path, 4097); // the second page stays, partly, in the file
+
+    // No zeros past the new end behind an `Ok`.
+    let mut all = Vec::new();
+    let read = reader.read_to_end(&mut all).await;
+    assert_truncated(read);
+    assert!(
+        all.iter().all(|&b| b == 7),
+        "read bytes the file no longer has"
+    );
+
+    // No write past the new end that the file silently loses.
+    writer.seek(std::io::SeekFrom::Start(4100)).await.unwrap();
+    assert_truncated(writer.write(b"hello").await);
+    assert_truncated(writer.flush().await);
+}

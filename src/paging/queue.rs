@@ -20,6 +20,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Room for queued tasks that the queue keeps when it runs empty.
+const SPARE: usize = 64;
+
 /// One unit of background work, the flag that marks it urgent, and an
 /// optional hint that starts its I/O early.
 pub(crate) struct Task<W> {
@@ -85,10 +88,16 @@ impl<W> Queue<W> {
             .tasks
             .iter()
             .position(|task| task.urgent.load(Ordering::Acquire));
-        match urgent {
+        let task = match urgent {
             Some(at) => self.tasks.remove(at),
             None => self.tasks.pop_front(),
+        };
+        if self.tasks.is_empty() {
+            // A burst (thousands of streams dropped at once) leaves no
+            // backlog's worth of memory behind.
+            self.tasks.shrink_to(SPARE);
         }
+        task
     }
 
     /// The hints of the first `n` queued tasks that still have one, each

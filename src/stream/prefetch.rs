@@ -200,13 +200,15 @@ impl Prefetcher {
     }
 
     /// Takes `range` as resident at once if `mincore` (where truthful) says
-    /// it is. Only for reading: `mincore` cannot tell whether a page is
-    /// mapped writable.
+    /// it is, and the file still reaches that far (a file cut inside a page
+    /// keeps that page resident, the rest of it zeros). Only for reading:
+    /// `mincore` cannot tell whether a page is mapped writable.
     fn take_if_resident(&mut self, range: Range<u64>) -> bool {
         let resident = self.mode == Populate::Read
             && self.trust_mincore
             && self.resident.end == range.start
-            && self.region.is_resident(range.clone()).unwrap_or(false);
+            && self.region.is_resident(range.clone()).unwrap_or(false)
+            && self.region.file_covers(&range);
         if resident {
             self.prefetched_bytes += range.end - range.start;
             self.resident.end = range.end;

@@ -261,3 +261,9 @@ pub fn hold(file: &std::fs::File) {
     // SAFETY: a valid descriptor, borrowed for the call.
     assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) }, 0);
 }
+
+/// The start of every name [`shm_name`] makes in this process.
+pub fn shm_prefix() -> String {
+    let run = std::env::var("MAPVIEW_TEST_RUN").unwrap_or_default();
+    format!("{SHM_PREFIX}{run}{}-", std::process::id())
+}
