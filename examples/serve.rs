@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release --features http --example serve -- [--addr 127.0.0.1:8080] [PATH]
-//!     [--backend mapview|tokio-fs] [--chunk-kib N]
+//!     [--backend mapview|tokio-fs] [--chunk-kib N] [--open-file-cache SECS]
 //! ```
 //!
 //! Serves the file or directory tree at PATH (nothing outside it: `..`,
@@ -14,7 +14,9 @@
 //! in a temporary directory (removed on Ctrl-C). `--backend tokio-fs`
 //! serves with `tokio::fs::File` + `ReaderStream` instead, for comparison
 //! (`benches/serve_bench.sh`); `--chunk-kib` sets the body chunk size
-//! (default 256 KiB for mapview, 64 KiB, tower-http's, for tokio-fs).
+//! (default 256 KiB for mapview, 64 KiB, tower-http's, for tokio-fs);
+//! `--open-file-cache SECS` shares opened files across requests for that
+//! long (mapview only; see `ServeDir::open_file_cache`).
 
 #[path = "serve/tokio_fs.rs"]
 mod tokio_fs;
@@ -37,6 +39,10 @@ use mapview::http::{ServeDir, ServeFile};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
+/// Files kept open with `--open-file-cache` (nginx's examples use 1000s;
+/// the cache holds descriptors, not mappings).
+const CACHED_FILES: usize = 16_384;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Mapview,
@@ -47,6 +53,7 @@ struct Args {
     addr: SocketAddr,
     backend: Backend,
     chunk_size: Option<usize>,
+    cache_for: Option<Duration>,
     path: Option<PathBuf>,
 }
 
@@ -55,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
         backend: Backend::Mapview,
         chunk_size: None,
+        cache_for: None,
         path: None,
     };
     let mut argv = std::env::args().skip(1);
@@ -75,6 +83,12 @@ fn parse_args() -> Result<Args, String> {
                 let kib = argv.next().and_then(|n| n.parse::<usize>().ok());
                 let kib = kib.ok_or("--chunk-kib needs a number")?;
                 args.chunk_size = Some(kib << 10);
+            }
+            "--open-file-cache" => {
+                let secs = argv.next().and_then(|n| n.parse::<f64>().ok());
+                let secs = secs.filter(|s| s.is_finite() && *s >= 0.0);
+                let secs = secs.ok_or("--open-file-cache needs a number of seconds")?;
+                args.cache_for = Some(Duration::from_secs_f64(secs));
             }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             path if args.path.is_none() => args.path = Some(path.into()),
@@ -129,12 +143,18 @@ async fn main() -> io::Result<()> {
                 if let Some(bytes) = args.chunk_size {
                     file = file.with_buf_chunk_size(bytes);
                 }
+                if let Some(valid_for) = args.cache_for {
+                    file = file.open_file_cache(valid_for, 1, u64::MAX);
+                }
                 serve(listener, move |request| file.clone().call(request)).await
             }
             Backend::Mapview => {
                 let mut dir = ServeDir::new(&path);
                 if let Some(bytes) = args.chunk_size {
                     dir = dir.with_buf_chunk_size(bytes);
+                }
+                if let Some(valid_for) = args.cache_for {
+                    dir = dir.open_file_cache(valid_for, CACHED_FILES, u64::MAX);
                 }
                 serve(listener, move |request| dir.clone().call(request)).await
             }

@@ -580,3 +580,73 @@ async fn a_file_truncated_while_sent_ends_the_response_with_an_error() {
     assert!(ended.is_err(), "a whole body of {received} bytes");
     assert!(received < len);
 }
+
+/// The body of a GET, or `Err` if the request or its body failed.
+async fn fetch(server: &Server, path: &str) -> Result<Bytes, String> {
+    let request = Request::get(format!("http://{}{path}", server.addr))
+        .body(Empty::new())
+        .unwrap();
+    let response = server
+        .client
+        .request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(body.to_bytes())
+}
+
+/// Writes `contents` to a new file and renames it over `path` (a new inode).
+fn replace(path: &Path, contents: &str) {
+    let new = path.with_extension("new");
+    std::fs::write(&new, contents).unwrap();
+    std::fs::rename(&new, path).unwrap();
+}
+
+#[tokio::test]
+async fn a_cached_file_is_served_without_a_lookup_until_the_interval_passes() {
+    let hour = std::time::Duration::from_secs(3600);
+    let cached = Server::start_with(|files, _| files.open_file_cache(hour, 100, 1 << 30)).await;
+    let page = cached.root.join("page.txt");
+    assert_eq!(fetch(&cached, "/files/page.txt").await.unwrap(), "plain");
+    replace(&page, "replaced");
+    // Within the interval: the file opened before, though its name now
+    // leads elsewhere.
+    assert_eq!(fetch(&cached, "/files/page.txt").await.unwrap(), "plain");
+
+    let zero = std::time::Duration::ZERO;
+    let revalidated =
+        Server::start_with(|files, _| files.open_file_cache(zero, 100, 1 << 30)).await;
+    let page = revalidated.root.join("page.txt");
+    assert_eq!(
+        fetch(&revalidated, "/files/page.txt").await.unwrap(),
+        "plain"
+    );
+    replace(&page, "replaced");
+    assert_eq!(
+        fetch(&revalidated, "/files/page.txt").await.unwrap(),
+        "replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_file_truncated_while_cached_gets_an_aborted_body_never_wrong_bytes() {
+    let hour = std::time::Duration::from_secs(3600);
+    let server = Server::start_with(|files, _| files.open_file_cache(hour, 100, 1 << 30)).await;
+    assert_eq!(fetch(&server, "/files/data.bin").await.unwrap(), data());
+    let file = std::fs::File::options()
+        .write(true)
+        .open(server.root.join("data.bin"))
+        .unwrap();
+    file.set_len(1000).unwrap();
+    let truncated = fetch(&server, "/files/data.bin").await;
+    assert!(truncated.is_err(), "{} bytes", truncated.unwrap().len());
+    // Ranges inside what is left are still served from the cache.
+    let head = server
+        .get("/files/data.bin", &[("range", "bytes=0-99")])
+        .await;
+    assert_eq!(head.body, data()[..100]);
+}

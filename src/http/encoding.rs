@@ -4,7 +4,7 @@
 use http::header::{self, HeaderMap};
 
 /// A content coding a precompressed sibling can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Encoding {
     Br,
     Zstd,

@@ -11,6 +11,17 @@ use super::body::Segment;
 use super::conditional::Validators;
 use crate::MappedFile;
 
+/// Where a body's first bytes are faulted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prefetch {
+    /// Here: the caller is on the blocking pool anyway, so the first chunk
+    /// goes out without a trip to the prefetcher (a whole small range then
+    /// needs none).
+    Here,
+    /// By the stream's background prefetcher: the caller is a tokio worker.
+    Background,
+}
+
 /// A regular file, mapped (unless empty), with the validators of the bytes
 /// the mapping holds.
 #[derive(Debug)]
@@ -51,8 +62,13 @@ impl Opened {
     }
 
     /// A body segment of the bytes of `range` (not empty, inside the
-    /// file), with its first chunk already faulted in. Blocking.
-    pub(crate) fn segment(&self, range: Range<u64>, chunk_size: usize) -> io::Result<Segment> {
+    /// file). Blocking with `Prefetch::Here`.
+    pub(crate) fn segment(
+        &self,
+        range: Range<u64>,
+        chunk_size: usize,
+        prefetch: Prefetch,
+    ) -> io::Result<Segment> {
         let Some(map) = &self.map else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -61,9 +77,9 @@ impl Opened {
         };
         let remaining = range.end - range.start;
         let mut stream = map.stream(range)?;
-        // On the blocking pool anyway: the first chunk goes out without a
-        // trip to the prefetcher (a whole small range then needs none).
-        stream.prefetch_blocking(chunk_size as u64)?;
+        if prefetch == Prefetch::Here {
+            stream.prefetch_blocking(chunk_size as u64)?;
+        }
         let chunks = Box::new(stream.chunks(chunk_size));
         Ok(Segment::Chunks { chunks, remaining })
     }

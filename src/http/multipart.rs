@@ -19,7 +19,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use super::body::{ResponseBody, Segment};
-use super::file::Opened;
+use super::file::{Opened, Prefetch};
 
 /// The layout of a multipart body: part headers and the ranges between.
 #[derive(Debug)]
@@ -72,11 +72,16 @@ impl Multipart {
             .sum()
     }
 
-    /// The body, a stream per range. Blocking (it maps).
-    pub(crate) fn body(self, opened: &Opened, chunk_size: usize) -> io::Result<ResponseBody> {
+    /// The body, a stream per range.
+    pub(crate) fn body(
+        self,
+        opened: &Opened,
+        chunk_size: usize,
+        prefetch: Prefetch,
+    ) -> io::Result<ResponseBody> {
         let segments = self.pieces.into_iter().map(|piece| match piece {
             Piece::Text(text) => Ok(Segment::Bytes(text)),
-            Piece::Range(range) => opened.segment(range, chunk_size),
+            Piece::Range(range) => opened.segment(range, chunk_size, prefetch),
         });
         Ok(ResponseBody::from_segments(
             segments.collect::<io::Result<Vec<_>>>()?,

@@ -3,17 +3,20 @@
 
 use std::io;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 
 use super::body::ResponseBody;
+use super::cache::{Cache, Limits};
 use super::conditional::{self, Precondition};
 use super::content_type::content_type;
-use super::encoding::Precompressed;
-use super::file::Opened;
+use super::encoding::{Encoding, Precompressed};
+use super::file::{Opened, Prefetch};
 use super::multipart::Multipart;
 use super::range::{self, Selection};
 use super::resolve::Source;
@@ -29,6 +32,20 @@ pub(crate) struct Site {
     pub(crate) precompressed: Precompressed,
     pub(crate) cache_control: Option<HeaderValue>,
     pub(crate) chunk_size: usize,
+    pub(crate) cache: Option<Arc<FileCache>>,
+}
+
+/// Files chosen for earlier requests: by request path (empty for a single
+/// file) and the encodings the request accepts.
+pub(crate) type FileCache = Cache<(String, Vec<Encoding>), Arc<Chosen>>;
+
+/// The file that answers a request, in one encoding, opened.
+#[derive(Debug)]
+pub(crate) struct Chosen {
+    /// The path it was asked for by, for its `Content-Type`.
+    path: PathBuf,
+    encoding: Option<Encoding>,
+    opened: Opened,
 }
 
 impl Site {
@@ -38,7 +55,13 @@ impl Site {
             precompressed: Precompressed::default(),
             cache_control: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            cache: None,
         }
+    }
+
+    /// Shares opened files across requests, within `limits`.
+    pub(crate) fn cache(&mut self, limits: Limits) {
+        self.cache = Some(Arc::new(Cache::new(limits)));
     }
 
     /// The response to a request, or the status of a failure to find the
@@ -57,23 +80,44 @@ impl Site {
                 return Ok(response);
             }
         };
-        let site = Arc::clone(self);
         let path = request.uri.path().to_owned();
+        let key = self.cache.as_ref().map(|cache| {
+            let path = match self.source {
+                Source::Dir { .. } => path.clone(),
+                Source::File(_) => String::new(),
+            };
+            (
+                cache,
+                (path, self.precompressed.preferred(&request.headers)),
+            )
+        });
+        if let Some((cache, key)) = &key {
+            if let Some(chosen) = cache.fresh(key, Instant::now()) {
+                // Nothing to look up or open: answer here, and let the
+                // body's stream fault pages in in the background.
+                return self.reply(&chosen, &request.headers, head, Prefetch::Background);
+            }
+        }
+        let site = Arc::clone(self);
         let headers = request.headers.clone();
+        let key = key.map(|(cache, key)| (Arc::clone(cache), key));
         // Lookups, opens and mmap may wait on the disk (or on the process's
         // memory-map lock): one trip to the blocking pool for all of them.
-        tokio::task::spawn_blocking(move || site.answer(&path, &headers, head))
+        let answer = move || {
+            let chosen = Arc::new(site.choose(&path, &headers)?);
+            if let Some((cache, key)) = key {
+                cache.insert(key, Arc::clone(&chosen), chosen.opened.len, Instant::now());
+            }
+            site.reply(&chosen, &headers, head, Prefetch::Here)
+        };
+        tokio::task::spawn_blocking(answer)
             .await
             .unwrap_or(Err(StatusCode::INTERNAL_SERVER_ERROR))
     }
 
-    /// Finds the file and answers from it. Blocking.
-    fn answer(
-        &self,
-        path: &str,
-        request: &HeaderMap,
-        head: bool,
-    ) -> Result<Response<ResponseBody>, StatusCode> {
+    /// Finds the file for `path`, or its precompressed sibling, and opens
+    /// it. Blocking.
+    fn choose(&self, path: &str, request: &HeaderMap) -> Result<Chosen, StatusCode> {
         let found = self.source.find(path)?;
         let sibling = self
             .precompressed
@@ -88,7 +132,28 @@ impl Site {
             None => (found.file, None),
         };
         let opened = Opened::map(&file).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+        let path = found.path;
+        Ok(Chosen {
+            path,
+            encoding,
+            opened,
+        })
+    }
 
+    /// The response to a GET or HEAD answered from `chosen`; `prefetch`
+    /// tells where the body's first bytes are faulted in.
+    fn reply(
+        &self,
+        chosen: &Chosen,
+        request: &HeaderMap,
+        head: bool,
+        prefetch: Prefetch,
+    ) -> Result<Response<ResponseBody>, StatusCode> {
+        let Chosen {
+            path,
+            encoding,
+            opened,
+        } = chosen;
         let mut response = Response::new(ResponseBody::empty());
         let headers = response.headers_mut();
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -104,7 +169,7 @@ impl Site {
             let vary = HeaderValue::from_static("accept-encoding");
             headers.insert(header::VARY, vary);
         }
-        if let Some(encoding) = encoding {
+        if let Some(encoding) = *encoding {
             let token = HeaderValue::from_static(encoding.token());
             headers.insert(header::CONTENT_ENCODING, token);
         }
@@ -123,7 +188,7 @@ impl Site {
             Some(range) if range_applies => range::select(range.as_bytes(), opened.len),
             _ => Selection::Full,
         };
-        let content_type = content_type(&found.path);
+        let content_type = content_type(path);
         let len = opened.len;
         let (code, content_type, length, body) = match selection {
             Selection::Unsatisfiable => {
@@ -134,7 +199,7 @@ impl Site {
                 return Ok(response);
             }
             Selection::Full => {
-                let body = self.range_body(&opened, 0..len, head);
+                let body = self.range_body(opened, 0..len, head, prefetch);
                 (StatusCode::OK, content_type.into(), len, body)
             }
             Selection::Ranges(ranges) if ranges.len() == 1 => {
@@ -143,7 +208,7 @@ impl Site {
                 let headers = response.headers_mut();
                 headers.insert(header::CONTENT_RANGE, value(content_range));
                 let length = range.end - range.start;
-                let body = self.range_body(&opened, range, head);
+                let body = self.range_body(opened, range, head, prefetch);
                 (
                     StatusCode::PARTIAL_CONTENT,
                     content_type.into(),
@@ -156,7 +221,7 @@ impl Site {
                 let (content_type, length) = (multipart.content_type(), multipart.len());
                 let body = match head {
                     true => Ok(ResponseBody::empty()),
-                    false => multipart.body(&opened, self.chunk_size),
+                    false => multipart.body(opened, self.chunk_size, prefetch),
                 };
                 (StatusCode::PARTIAL_CONTENT, content_type, length, body)
             }
@@ -175,11 +240,12 @@ impl Site {
         opened: &Opened,
         range: Range<u64>,
         head: bool,
+        prefetch: Prefetch,
     ) -> io::Result<ResponseBody> {
         if head || range.is_empty() {
             return Ok(ResponseBody::empty());
         }
-        let segment = opened.segment(range, self.chunk_size)?;
+        let segment = opened.segment(range, self.chunk_size, prefetch)?;
         Ok(ResponseBody::from_segments([segment]))
     }
 }

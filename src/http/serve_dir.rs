@@ -5,12 +5,14 @@ use std::future::poll_fn;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::body::ResponseBody;
+use super::cache::Limits;
 use super::encoding::Encoding;
 use super::future::ResponseFuture;
 use super::resolve::Source;
@@ -168,6 +170,42 @@ impl<F> ServeDir<F> {
     /// ```
     pub fn with_buf_chunk_size(mut self, bytes: usize) -> Self {
         Arc::make_mut(&mut self.site).chunk_size = bytes.max(1);
+        self
+    }
+
+    /// Shares opened files across requests, as nginx's `open_file_cache`:
+    /// a request for a path answered less than `valid_for` ago is answered
+    /// from the file opened then, without a lookup, an open or a trip to
+    /// the blocking pool. After `valid_for` the path is opened again, so a
+    /// file replaced on disk is served fresh. At most `max_entries` files
+    /// and `max_bytes` bytes of files are kept, the least recently used
+    /// going first; a file larger than `max_bytes` is never kept.
+    ///
+    /// Off by default. A file truncated while cached gets responses that
+    /// end with an error (a cut connection) until `valid_for` has passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let files = mapview::http::ServeDir::new("public").open_file_cache(
+    ///     Duration::from_secs(1),
+    ///     10_000,
+    ///     4 << 30,
+    /// );
+    /// ```
+    pub fn open_file_cache(
+        mut self,
+        valid_for: Duration,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Self {
+        Arc::make_mut(&mut self.site).cache(Limits {
+            valid_for,
+            max_entries,
+            max_bytes,
+        });
         self
     }
 

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::{HeaderValue, Request, Response};
 use tower_service::Service;
@@ -93,6 +94,23 @@ impl ServeFile {
     /// ```
     pub fn cache_control(self, value: HeaderValue) -> Self {
         Self(self.0.cache_control(value))
+    }
+
+    /// As [`ServeDir::open_file_cache`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let index = mapview::http::ServeFile::new("index.html").open_file_cache(
+    ///     Duration::from_secs(1),
+    ///     4,
+    ///     1 << 20,
+    /// );
+    /// ```
+    pub fn open_file_cache(self, valid_for: Duration, max_entries: usize, max_bytes: u64) -> Self {
+        Self(self.0.open_file_cache(valid_for, max_entries, max_bytes))
     }
 
     /// As [`ServeDir::with_buf_chunk_size`].
