@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures::Stream;
 use http_body::{Body, Frame, SizeHint};
 
+use super::exclusive::Exclusive;
 use crate::Chunks;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,7 +56,12 @@ pub(crate) enum Segment {
         chunks: Box<Chunks>,
         remaining: u64,
     },
-    Boxed(BoxBody),
+    /// Another body, with its size hint as of its last poll (its own
+    /// `size_hint` needs `&self`, which `Exclusive` does not give).
+    Boxed {
+        body: Exclusive<BoxBody>,
+        hint: SizeHint,
+    },
 }
 
 impl ResponseBody {
@@ -90,7 +96,9 @@ impl ResponseBody {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        Self::from_segments([Segment::Boxed(Box::pin(MapErr { inner: body }))])
+        let hint = body.size_hint();
+        let body = Exclusive::new(Box::pin(MapErr { inner: body }) as BoxBody);
+        Self::from_segments([Segment::Boxed { body, hint }])
     }
 
     /// Drops what is left, so that the body ends after an error.
@@ -140,13 +148,18 @@ impl Body for ResponseBody {
                         }
                     }
                 }
-                Segment::Boxed(body) => match ready!(body.as_mut().poll_frame(cx)) {
-                    Some(Ok(frame)) => return Poll::Ready(Some(Ok(frame))),
-                    Some(Err(error)) => return this.fail(error),
-                    None => {
-                        this.segments.pop_front();
+                Segment::Boxed { body, hint } => {
+                    match ready!(body.get_mut().as_mut().poll_frame(cx)) {
+                        Some(Ok(frame)) => {
+                            *hint = body.get_mut().size_hint();
+                            return Poll::Ready(Some(Ok(frame)));
+                        }
+                        Some(Err(error)) => return this.fail(error),
+                        None => {
+                            this.segments.pop_front();
+                        }
                     }
-                },
+                }
             }
         }
     }
@@ -161,7 +174,7 @@ impl Body for ResponseBody {
             let (low, up) = match segment {
                 Segment::Bytes(bytes) => (bytes.len() as u64, Some(bytes.len() as u64)),
                 Segment::Chunks { remaining, .. } => (*remaining, Some(*remaining)),
-                Segment::Boxed(body) => (body.size_hint().lower(), body.size_hint().upper()),
+                Segment::Boxed { hint, .. } => (hint.lower(), hint.upper()),
             };
             lower = lower.saturating_add(low);
             upper = upper.zip(up).map(|(a, b)| a.saturating_add(b));

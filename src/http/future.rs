@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use http::Response;
 
 use super::body::ResponseBody;
+use super::exclusive::Exclusive;
 
 type Boxed = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
@@ -30,13 +31,13 @@ type Boxed = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallib
 /// assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
 /// # }
 /// ```
-pub struct ResponseFuture(Boxed);
+pub struct ResponseFuture(Exclusive<Boxed>);
 
 impl ResponseFuture {
     pub(crate) fn new(
         future: impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send + 'static,
     ) -> Self {
-        Self(Box::pin(future))
+        Self(Exclusive::new(Box::pin(future)))
     }
 }
 
@@ -44,7 +45,7 @@ impl Future for ResponseFuture {
     type Output = Result<Response<ResponseBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
+        self.0.get_mut().as_mut().poll(cx)
     }
 }
 

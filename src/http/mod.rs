@@ -78,6 +78,7 @@ mod cache;
 mod conditional;
 mod content_type;
 mod encoding;
+mod exclusive;
 mod file;
 mod future;
 mod multipart;
