@@ -8,9 +8,9 @@
 //! [`SLICE`], the next poll returns `Pending` and the task is woken again
 //! only after the executor has run its timers and I/O driver, as tokio does
 //! when its own budget runs out. (A plain `wake_by_ref` would put the task
-//! straight back in the run queue: measured here, a spawned reader of a hot
-//! file on a `current_thread` runtime then held a 1 ms timer back by 30 ms,
-//! the 61 polls tokio makes before it looks at its driver.)
+//! straight back in the run queue, where a spawned reader of a hot file on a
+//! `current_thread` runtime held a 1 ms timer back by 30 ms: the 61 polls
+//! tokio makes before it looks at its driver.)
 //!
 //! ```text
 //!   polls:  |p|p|p|p|p|p|p|p| yield |p|p|p|p|p|p|p|p| yield ...

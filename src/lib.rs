@@ -92,6 +92,12 @@
 //!   most an equal share of it, so windows shrink as streams open and grow
 //!   back as they close, and prefetched pages are not evicted before their
 //!   readers come.
+//! - **Memory bounded by the window.** Pages a stream has read leave its
+//!   mapping 8 MiB at a time behind the cursor (`MADV_DONTNEED`: the page
+//!   cache keeps them), so its resident memory and page tables do not grow
+//!   with the file; [`StreamOptions::drop_behind`] drops them from the page
+//!   cache too, for data read once. Memory behind a live zero-copy `Bytes`
+//!   is never released.
 //! - **Writes.** Dirty bytes stay under a bound (64 MiB by default,
 //!   [`StreamOptions::dirty_limit`]); a writer held at the bound gets
 //!   `Pending` and resumes a step at a time. Write-back unmaps each batch
@@ -167,12 +173,13 @@
 //! | `InvalidInput` | a range past the capacity, a bad shared-memory name, a path that is not a regular file |
 //! | `NotFound` | a missing file, a name that no process holds |
 //! | `AlreadyExists` | [`MappedFile::create_shared`] or [`pipe::create`] on a taken name |
-//! | `PermissionDenied` | writing through a read-only map or stream |
-//! | `UnexpectedEof` | the file was truncated under a stream, a tail or a pipe |
+//! | `PermissionDenied` | writing through a read-only map or stream; a named map or pipe owned by another user or open to others |
+//! | `UnexpectedEof` | the file or shared memory was truncated under a stream, a tail or a pipe |
 //! | `StorageFull` | the file system has no room for the pages a stream writes |
 //! | `WriteZero` | `write_all` at the end of a stream's range (a write there returns `Ok(0)`) |
 //! | `BrokenPipe` | the other end of a pipe is gone |
-//! | `InvalidData` | a pipe or named map whose header a peer corrupted |
+//! | `InvalidData` | a pipe whose header a peer corrupted; a live named map of size 0 |
+//! | `TimedOut` | [`pipe::open_wait`] found no pipe in time |
 //!
 //! # Safety
 //!

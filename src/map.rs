@@ -43,6 +43,9 @@ pub struct MappedFile {
 }
 
 /// A builder for persisted [`MappedFile`]s, from [`MappedFile::options`].
+/// Each setting takes and returns the builder, as [`StreamOptions`](crate::StreamOptions)'s
+/// do; [`open`](MapOptions::open) borrows it, so one builder can open many
+/// files.
 ///
 /// Defaults: [`Access::Read`], capacity = the file's length, no creation.
 ///
@@ -54,8 +57,10 @@ pub struct MappedFile {
 ///
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("log.bin");
-/// let mut options = MappedFile::options();
-/// options.access(Access::ReadWrite).create(true).capacity(8192);
+/// let options = MappedFile::options()
+///     .access(Access::ReadWrite)
+///     .create(true)
+///     .capacity(8192);
 /// // SAFETY: this program is the only user of the new file.
 /// let map = unsafe { options.open(&path)? };
 /// assert_eq!(map.capacity(), 8192);
@@ -105,7 +110,7 @@ impl MapOptions {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn access(&mut self, access: Access) -> &mut Self {
+    pub fn access(mut self, access: Access) -> Self {
         self.access = access;
         self
     }
@@ -133,7 +138,7 @@ impl MapOptions {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn capacity(&mut self, capacity: u64) -> &mut Self {
+    pub fn capacity(mut self, capacity: u64) -> Self {
         self.capacity = Some(capacity);
         self
     }
@@ -148,8 +153,7 @@ impl MapOptions {
     ///
     /// let dir = tempfile::tempdir()?;
     /// let path = dir.path().join("new.bin");
-    /// let mut options = MappedFile::options();
-    /// options.access(Access::ReadWrite).capacity(4096);
+    /// let options = MappedFile::options().access(Access::ReadWrite).capacity(4096);
     /// // SAFETY: this program is the only user of the file.
     /// let missing = unsafe { options.open(&path) };
     /// assert_eq!(missing.unwrap_err().kind(), std::io::ErrorKind::NotFound);
@@ -159,7 +163,7 @@ impl MapOptions {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn create(&mut self, create: bool) -> &mut Self {
+    pub fn create(mut self, create: bool) -> Self {
         self.create = create;
         self
     }
@@ -344,8 +348,7 @@ impl MappedFile {
     /// # }
     /// ```
     pub unsafe fn create(path: impl AsRef<Path>, capacity: u64) -> io::Result<Self> {
-        let mut options = Self::options();
-        options
+        let options = Self::options()
             .access(Access::ReadWrite)
             .create(true)
             .capacity(capacity);
@@ -419,8 +422,12 @@ impl MappedFile {
     ///
     /// # Errors
     ///
-    /// `NotFound` if there is no live map of this name; `InvalidInput` for a
-    /// bad name (see [`create_shared`](MappedFile::create_shared)).
+    /// - `NotFound` if there is no live map of this name.
+    /// - `InvalidInput` for a bad name (see
+    ///   [`create_shared`](MappedFile::create_shared)).
+    /// - `PermissionDenied` if the object under the name belongs to another
+    ///   user or is open to group or others: not one mapview made for you.
+    /// - `InvalidData` if the object is live but empty (not a named map).
     ///
     /// # Safety
     ///

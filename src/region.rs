@@ -21,7 +21,7 @@
 use std::io;
 use std::mem::ManuallyDrop;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -45,6 +45,9 @@ pub(crate) struct Region {
     /// Taken at the first loan of the memory; `None` inside if the handler's
     /// table was full.
     cover: OnceLock<Option<Cover>>,
+    /// Zero-copy `Bytes` lent out and not yet dropped (each `Loan` counts
+    /// once, however many clones of its `Bytes` there are).
+    loans: AtomicUsize,
 }
 
 impl Region {
@@ -55,6 +58,7 @@ impl Region {
             object,
             poisoned: AtomicBool::new(false),
             cover: OnceLock::new(),
+            loans: AtomicUsize::new(0),
         })
     }
 
@@ -163,8 +167,7 @@ impl Region {
     /// else a guarded copy.
     pub(crate) fn bytes(self: &Arc<Self>, at: u64, len: usize) -> io::Result<Bytes> {
         if self.lend(at, len)?.is_some() {
-            let region = Arc::clone(self);
-            return Ok(Bytes::from_owner(Loan { region, at, len }));
+            return Ok(Bytes::from_owner(Loan::new(Arc::clone(self), at, len)));
         }
         let mut copy = Vec::with_capacity(len);
         // SAFETY: `copy` has room for `len` bytes and is not the mapping.
@@ -245,6 +248,30 @@ impl Region {
         Ok(())
     }
 
+    /// Releases `range` as [`release`](Self::release) does, unless some
+    /// zero-copy `Bytes` of the region is still alive: memory behind a live
+    /// loan is never touched. Returns whether it released.
+    ///
+    /// Only the region's own stream makes loans, so once it sees none here,
+    /// none appears until its next poll, which lends ahead of the range.
+    pub(crate) fn release_unlent(&self, range: Range<u64>) -> io::Result<bool> {
+        if self.loans.load(Ordering::Acquire) > 0 {
+            return Ok(false);
+        }
+        self.release(range)?;
+        Ok(true)
+    }
+
+    /// Drops the clean pages of `range` from the page cache, for data read
+    /// once. Blocking: call it off the async workers.
+    pub(crate) fn drop_cached(&self, range: Range<u64>) -> io::Result<()> {
+        sys::drop_cached(
+            &self.object.file,
+            self.object_offset(range.start),
+            range.end - range.start,
+        )
+    }
+
     /// Makes the bytes of `range` durable in the file (`msync(MS_SYNC)`).
     /// Blocking.
     ///
@@ -284,21 +311,17 @@ impl Region {
 /// Background work on a region's pages goes this many bytes at a time, with
 /// a `sched_yield` in between. Filling or tearing down page tables and
 /// starting writeback are CPU work in the kernel, milliseconds for tens of
-/// MiB; seen with `perf sched` on the development VM, the scheduler queued
-/// the runtime thread, woken meanwhile, behind such a job on the same CPU
-/// for up to 3.8 ms while the other CPU was idle.
+/// MiB, and the scheduler can queue an async worker woken meanwhile behind
+/// such a call on the same CPU for that long (`perf sched` showed 3.8 ms
+/// while the other CPU was idle); in steps, a step's worth at most.
 pub(crate) const BLOCKING_STEP: u64 = 1 << 20;
 
 /// Dropping page tables is cheaper per byte than filling them, and each
 /// step flushes TLBs: in 1 MiB steps it cost `chunks()` of a hot 1 GiB file
-/// ~12% of its throughput (`cargo bench --bench read`), in 8 MiB steps
-/// nothing measurable. So the teardown of a region takes larger steps.
-const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
-
-/// Mappings at least this large are torn down on the pager: tearing down
-/// the page tables of a populated GiB takes tens of milliseconds, which
-/// would stall an async worker.
-const UNMAP_OFF_WORKER: usize = 16 << 20;
+/// ~12% of its throughput (`cargo bench -p mapview-benches --bench read`),
+/// in 8 MiB steps nothing measurable. So the teardown of a region, and the release of
+/// pages behind a reading stream, take larger steps.
+pub(crate) const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
 
 impl Drop for Region {
     fn drop(&mut self) {
@@ -306,11 +329,13 @@ impl Drop for Region {
         drop(self.cover.take());
         // SAFETY: `drop` runs once and nothing uses `self.map` after it.
         let map = unsafe { ManuallyDrop::take(&mut self.map) };
-        if map.len() < UNMAP_OFF_WORKER {
-            return;
-        }
-        // A pager that cannot take the task drops it, which unmaps right
-        // here: nothing leaks either way.
+        // Every region is unmapped on the pager, however small: `munmap`
+        // takes the process's memory-map lock for writing, and waits there
+        // behind the pager's populates (82 ms once, with 1024 streams in
+        // `scale --quick`); tearing down the page tables of a populated GiB
+        // takes tens of milliseconds more. Either would stall an async
+        // worker. A pager that cannot take the task drops it, which unmaps
+        // right here: nothing leaks either way.
         let _ = Pager::current().submit(Arc::default(), move || unmap_in_steps(map));
     }
 }
@@ -353,6 +378,21 @@ struct Loan {
     region: Arc<Region>,
     at: u64,
     len: usize,
+}
+
+impl Loan {
+    fn new(region: Arc<Region>, at: u64, len: usize) -> Self {
+        region.loans.fetch_add(1, Ordering::Relaxed);
+        Self { region, at, len }
+    }
+}
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        // Release: the reads of the loan happen before a release that sees
+        // the count drop.
+        self.region.loans.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl AsRef<[u8]> for Loan {

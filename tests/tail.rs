@@ -209,7 +209,7 @@ async fn an_appended_line_reaches_a_waiting_reader_quickly() {
         slowest = slowest.max(received - sent);
     }
     // inotify makes this well under a millisecond; the bound is generous
-    // for a loaded machine (the precise figure comes from examples/tail_bench).
+    // for a loaded machine (the precise figure comes from the tail_bench harness in benches/).
     assert!(
         slowest < Duration::from_millis(500),
         "slowest line took {slowest:?}"

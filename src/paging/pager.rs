@@ -76,6 +76,21 @@ pub struct Pager {
 }
 
 /// Settings for the process's [`Pager`], made by [`Pager::builder`].
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// // A server with thousands of streams over data larger than memory:
+/// // 16 background threads, 512 MiB resident ahead of all readers.
+/// mapview::Pager::builder()
+///     .threads(16)
+///     .read_ahead_budget(512 << 20)
+///     .install()?;
+/// assert_eq!(mapview::Pager::current().read_ahead_budget(), 512 << 20);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct PagerBuilder {
     threads: usize,

@@ -76,7 +76,7 @@ impl ReadAhead {
     }
 
     /// An equal share of the limit for each stream now holding a claim.
-    fn share(&self) -> u64 {
+    pub(crate) fn share(&self) -> u64 {
         self.limit / self.streams.load(Ordering::Relaxed).max(1)
     }
 

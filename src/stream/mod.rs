@@ -19,6 +19,7 @@ mod chunks;
 mod job;
 mod options;
 pub(crate) mod prefetch;
+mod release;
 mod writeback;
 
 use std::fmt;
@@ -39,6 +40,7 @@ use crate::sys::Populate;
 pub use chunks::Chunks;
 pub use options::StreamOptions;
 use prefetch::{Prefetcher, Window};
+use release::Release;
 use writeback::Writeback;
 
 /// A sequential, async view of part of a [`MappedFile`](crate::MappedFile),
@@ -51,6 +53,19 @@ use writeback::Writeback;
 /// so polls never block the async worker on the disk: when the cursor catches
 /// up with the prefetcher, a poll returns `Pending` and is woken once the next
 /// window is in memory.
+///
+/// ```text
+///   poll_read / poll_fill_buf / Chunks::poll_next
+///        │ bytes resident at the cursor?
+///        ├── yes: copy out (guarded) / lend a slice / hand out a Bytes
+///        └── no : park the waker, return Pending (a "stall")
+///                      ▲
+///   pager thread:   MADV_POPULATE_READ(next window) ── wake ──┘
+///   behind the cursor: pages released from the mapping, 8 MiB at a time
+/// ```
+///
+/// The [crate docs](crate#how-a-stream-never-stalls-its-executor) explain
+/// the read-ahead window, the process-wide budget and write-back.
 ///
 /// Writes into a sparse file on a full file system fail with `StorageFull`.
 /// An error that may have lost written bytes (a truncation, a failed
@@ -105,6 +120,7 @@ pub struct ViewStream {
     pos: u64,
     prefetch: Prefetcher,
     writeback: Writeback,
+    release: Release,
     budget: Budget,
     shut_down: bool,
     /// What `fill_buf` lends when the region cannot lend its own memory.
@@ -191,6 +207,7 @@ impl ViewStream {
         Ok(Self {
             prefetch,
             writeback,
+            release: Release::new(options.drop_behind),
             region,
             pos: 0,
             budget: Budget::default(),
@@ -354,6 +371,8 @@ impl ViewStream {
         max: usize,
     ) -> Poll<io::Result<Option<(u64, usize)>>> {
         self.region.check()?;
+        self.release
+            .behind(&self.region, self.pos, &mut self.prefetch)?;
         if self.pos >= self.len() {
             return Poll::Ready(Ok(None));
         }
@@ -519,6 +538,7 @@ impl AsyncSeek for ViewStream {
                 format!("seek to {position:?} is before the start of the stream"),
             )
         })?;
+        this.release.seek(this.pos);
         Ok(())
     }
 

@@ -13,6 +13,7 @@ pub struct StreamOptions {
     pub(crate) read_ahead: u64,
     pub(crate) max_read_ahead: u64,
     pub(crate) dirty_limit: u64,
+    pub(crate) drop_behind: bool,
 }
 
 impl Default for StreamOptions {
@@ -21,6 +22,7 @@ impl Default for StreamOptions {
             read_ahead: 2 << 20,
             max_read_ahead: 32 << 20,
             dirty_limit: 64 << 20,
+            drop_behind: false,
         }
     }
 }
@@ -130,6 +132,38 @@ impl StreamOptions {
     /// ```
     pub fn dirty_limit(mut self, bytes: u64) -> Self {
         self.dirty_limit = bytes.max(1);
+        self
+    }
+
+    /// For data read once, larger than memory: also drop the pages the
+    /// stream has read from the page cache (`POSIX_FADV_DONTNEED`, the case
+    /// nginx serves with `directio`), not only from the stream's mapping.
+    /// Off by default: other readers of the file may want them.
+    ///
+    /// Pages are dropped in steps of 8 MiB behind the cursor, off the async
+    /// workers, and only while no zero-copy `Bytes` of the stream is alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("backup.tar");
+    /// std::fs::write(&path, vec![1u8; 1 << 20])?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let map = unsafe { mapview::MappedFile::open(&path)? };
+    /// let options = mapview::StreamOptions::new().drop_behind(true);
+    /// let mut copy = Vec::new();
+    /// map.stream_with(.., &options)?.read_to_end(&mut copy).await?;
+    /// assert_eq!(copy.len(), 1 << 20);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn drop_behind(mut self, drop: bool) -> Self {
+        self.drop_behind = drop;
         self
     }
 }

@@ -14,7 +14,7 @@
 //! [`BLOCKING_STEP`]; it reports each step as it is done, so a reader that
 //! caught up with it goes on a step behind it, not a window behind (the
 //! first bytes of a cold stream come after one step, not a whole window:
-//! `examples/cold_read.rs` measures it). A new job starts when the reader is
+//! the `cold_read` harness in `benches/` measures it). A new job starts when the reader is
 //! less than a window behind the resident end, so a steady reader never
 //! catches up with the disk (for pages already in memory, the job only
 //! fills page tables, faster than any reader). When the reader does catch up
@@ -335,12 +335,12 @@ impl Prefetcher {
 /// the range, which the reader needs next anyway. A short stream (`exact`)
 /// asks for exactly its pages first, so that the disk does not read
 /// megabytes around a few kilobytes. (Doing that for every window of a long
-/// stream halves its throughput and, seen here, makes the reader's thread
-/// wait.) A long stream asks for exactly its first step: the first fault on
-/// a cold page otherwise waits for the read-around of `read_ahead_kb` (8
-/// MiB on the development VM) that it starts. The first 64 KiB of a cold
-/// stream took 3.0-4.9 ms without that, 1.3-2.2 ms with it (`cargo run
-/// --release --example cold_read`), at the same throughput.
+/// stream halves its throughput and makes the reader's thread wait.) A long
+/// stream asks for exactly its first step: the first fault on a cold page
+/// otherwise waits for the whole read-around (`read_ahead_kb`, often MiBs)
+/// that it starts, which more than doubled the time to a cold stream's
+/// first 64 KiB (`cargo run --release -p mapview-benches --bin cold_read`
+/// prints it last).
 ///
 /// `report` hears the end of each step done.
 fn populate(
@@ -356,12 +356,12 @@ fn populate(
     for step in steps(range, BLOCKING_STEP) {
         region.populate(step.clone(), mode)?;
         if mode == Populate::Read {
-            // Measured on the development VM: the first copy out of pages
-            // fresh off the disk took milliseconds per 64 KiB on whichever
-            // thread made it; touching them here took the reader's longest
-            // poll from 7-20 ms to about 1-2 ms. (`mincore` cannot tell fresh
-            // pages: it counts pages still being read in as resident, so
-            // every window is touched.)
+            // The first copy out of pages fresh off the disk can take
+            // milliseconds per 64 KiB on whichever thread makes it; touching
+            // them here took a cold reader's longest poll from 7-20 ms to
+            // 1-2 ms (`cold_read`). (`mincore` cannot tell fresh pages: it
+            // counts pages still being read in as resident, so every window
+            // is touched.)
             region.touch(step.clone())?;
         }
         if step.end < range_end {

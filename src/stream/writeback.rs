@@ -40,7 +40,7 @@
 //! writable makes the kernel write-protect it, with a TLB flush per page (an
 //! interrupt to the other CPUs that run the process, the async workers
 //! among them); that cost a third of the write throughput
-//! (`cargo bench --bench write`, profiled with `perf`). Pages behind the
+//! (`cargo bench -p mapview-benches --bench write`, profiled with `perf`). Pages behind the
 //! cursor are not touched again by a sequential writer, so unmapping them
 //! costs nothing; a write after a seek back faults them in again.
 

@@ -214,6 +214,26 @@ pub(crate) unsafe fn is_resident(addr: *const u8, len: usize) -> io::Result<bool
     Ok(pages.iter().all(|p| p & 1 == 1))
 }
 
+/// Drops the clean pages of `offset..offset + len` of `file` from the page
+/// cache (`POSIX_FADV_DONTNEED`); dirty ones stay. It may start writing
+/// dirty pages back on the way: call it off the async workers.
+pub(crate) fn drop_cached(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "range too large",
+        ));
+    };
+    // SAFETY: the descriptor is borrowed for the duration of the call.
+    let ret =
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED) };
+    // posix_fadvise returns the error number instead of setting errno.
+    match ret {
+        0 => Ok(()),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
 /// Whether `mincore` tells the truth about `file`'s pages for this process:
 /// only for the file's owner, a privileged process, or one that may write it.
 pub(crate) fn mincore_is_truthful(file: &File) -> bool {

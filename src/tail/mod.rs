@@ -46,6 +46,22 @@ const BUFFER: usize = 64 << 10;
 /// `tail -F`: an [`AsyncRead`] + [`AsyncBufRead`] that waits for more data at
 /// the end of the file instead of returning EOF.
 ///
+/// ```text
+///   poll_fill_buf
+///     bytes below the file's length?  ── yes ─> prefetched? copy into the
+///        │ no                                  buffer (guarded), hand it out
+///     look again (fstat; stat of the path)
+///        ├─ longer          -> read on (remap if past the mapping)
+///        ├─ shorter than us -> truncated: read again from the start
+///        ├─ path now names another file, and ours is drained -> switch to it
+///        └─ nothing new     -> Pending until inotify (or a 100 ms timer)
+/// ```
+///
+/// The file is read through a mapping with a stream's prefetcher, but only
+/// copies are handed out: the file belongs to another program that may cut
+/// it short at any moment, and a truncation under a copy is caught and
+/// treated like any other truncation, never a `SIGBUS`.
+///
 /// - Growth is noticed through inotify, with a re-check every 100 ms as a
 ///   fallback for filesystems without events.
 /// - Truncation (copytruncate rotation): when the file becomes shorter than

@@ -7,7 +7,23 @@ use super::Tail;
 
 /// Settings for following a file, from [`Tail::options`].
 ///
-/// Defaults: a missing file is `NotFound`, as with [`Tail::follow`].
+/// Defaults: a missing file is `NotFound`, as with [`Tail::follow`]. Each
+/// setting takes and returns the builder, as [`StreamOptions`](crate::StreamOptions)'s do.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let options = mapview::Tail::options().wait_for_file(true);
+/// // Both wait for their files; one builder can start many tails.
+/// let access = options.follow(dir.path().join("access.log"), std::io::SeekFrom::Start(0))?;
+/// let errors = options.follow(dir.path().join("error.log"), std::io::SeekFrom::Start(0))?;
+/// assert_eq!((access.position(), errors.position()), (0, 0));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct TailOptions {
     wait_for_file: bool,
@@ -19,7 +35,24 @@ impl TailOptions {
     /// from its start when it appears (`start` applies only to a file that
     /// is there when following begins). The directory is watched with
     /// inotify, so the file's first bytes arrive as soon as they are written.
-    pub fn wait_for_file(&mut self, wait: bool) -> &mut Self {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let missing = dir.path().join("not-yet.log");
+    /// let refused = mapview::Tail::options().follow(&missing, std::io::SeekFrom::End(0));
+    /// assert_eq!(refused.unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    /// let waiting = mapview::Tail::options()
+    ///     .wait_for_file(true)
+    ///     .follow(&missing, std::io::SeekFrom::End(0))?;
+    /// # drop(waiting);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn wait_for_file(mut self, wait: bool) -> Self {
         self.wait_for_file = wait;
         self
     }

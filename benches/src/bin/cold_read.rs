@@ -11,11 +11,12 @@
 //! adapter does), and `tokio::fs::File`. Then it times the first 64 KiB of
 //! a cold `ViewStream` with a 32 MiB read-ahead window.
 
+#[path = "../cold_file.rs"]
+mod cold_file;
 #[path = "../ticker.rs"]
 mod ticker;
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -43,49 +44,6 @@ impl AsyncRead for NaiveMmapReader {
         self.pos += n;
         Poll::Ready(Ok(()))
     }
-}
-
-fn make_file(path: &Path, len: usize) -> io::Result<()> {
-    let block: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 131 + 7) as u8).collect();
-    let mut file = std::fs::File::create(path)?;
-    for _ in 0..len / block.len() {
-        io::Write::write_all(&mut file, &block)?;
-    }
-    file.sync_all()
-}
-
-/// Drops the file's pages from the page cache, and waits until they are
-/// gone: pages still mapped (by the last reader's mapping, which is torn
-/// down in the background) are not dropped, so it tries again.
-fn evict(path: &Path) -> io::Result<()> {
-    let file = std::fs::File::open(path)?;
-    file.sync_all()?;
-    for _ in 0..500 {
-        // SAFETY: a valid descriptor; fadvise only drops clean cached pages.
-        let ret = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        if ret != 0 {
-            return Err(io::Error::from_raw_os_error(ret));
-        }
-        if resident_pages(&file)? == 0 {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Err(io::Error::other("the file's pages stay in the page cache"))
-}
-
-/// How many of the file's pages are in the page cache (`mincore` tells the
-/// truth here: this program owns the file).
-fn resident_pages(file: &std::fs::File) -> io::Result<usize> {
-    // SAFETY: this program is the only user of its temp file.
-    let map = unsafe { memmap2::Mmap::map(file)? };
-    let mut pages = vec![0u8; map.len().div_ceil(4096)];
-    // SAFETY: the whole live mapping; `pages` has a byte per page of it.
-    let ret = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), pages.as_mut_ptr()) };
-    if ret != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(pages.iter().filter(|&&p| p & 1 == 1).count())
 }
 
 async fn read_to_end(mut reader: impl AsyncRead + Unpin) -> io::Result<u64> {
@@ -124,7 +82,7 @@ fn main() -> io::Result<()> {
         .map_err(io::Error::other)?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("cold.bin");
-    make_file(&path, mib << 20)?;
+    cold_file::make_file(&path, (mib as u64) << 20)?;
     println!("cold read of {mib} MiB, 64 KiB reads, current_thread runtime, 1 ms ticker");
     let names = [
         "mapview ViewStream",
@@ -132,7 +90,7 @@ fn main() -> io::Result<()> {
         "tokio::fs::File",
     ];
     ticker::compare(&names, (mib << 20) as u64, |name| {
-        evict(&path)?;
+        cold_file::evict(&path)?;
         Ok(read_with(name, path.clone()))
     })?;
     first_bytes(&path)
@@ -146,7 +104,7 @@ fn first_bytes(path: &Path) -> io::Result<()> {
     let options = mapview::StreamOptions::new().read_ahead(32 << 20);
     let mut millis = Vec::new();
     for _ in 0..7 {
-        evict(path)?;
+        cold_file::evict(path)?;
         // SAFETY: this program is the only user of its temp file.
         let map = unsafe { mapview::MappedFile::open(path)? };
         let mut stream = runtime.block_on(async { map.stream_with(.., &options) })?;

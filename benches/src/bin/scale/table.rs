@@ -1,0 +1,45 @@
+//! The Markdown table of a benchmark's runs.
+
+use crate::figures::Figures;
+use crate::run::Reader;
+
+/// One run, with the disk's rate taken before its N.
+pub struct Row {
+    pub streams: usize,
+    pub reader: Reader,
+    /// MB/s of direct reads.
+    pub disk: f64,
+    pub figures: Figures,
+}
+
+const HEADER: &str = "\
+| streams | reader | MB/s | vs tokio::fs | disk MB/s (direct) | longest poll ms | polls >= 10 ms | peak threads | peak RSS MiB | peak page tables MiB | major faults, runtime thread |
+| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+
+/// Prints the rows as a Markdown table, with each reader's rate against
+/// that of `tokio::fs` for the same N.
+pub fn print(rows: &[Row]) {
+    println!("{HEADER}");
+    for row in rows {
+        let figures = &row.figures;
+        let rate = figures.megabytes_per_second();
+        let versus = rows
+            .iter()
+            .find(|other| other.streams == row.streams && other.reader == Reader::TokioFs)
+            .map_or(String::new(), |tokio_fs| {
+                format!("{:.2}x", rate / tokio_fs.figures.megabytes_per_second())
+            });
+        println!(
+            "| {} | {} | {rate:.0} | {versus} | {:.0} | {:.1} | {} | {} | {:.0} | {:.1} | {} |",
+            row.streams,
+            row.reader.name(),
+            row.disk,
+            figures.longest_poll.as_secs_f64() * 1000.0,
+            figures.slow_polls,
+            figures.peak_threads,
+            figures.peak_rss as f64 / (1 << 20) as f64,
+            figures.peak_page_tables as f64 / (1 << 20) as f64,
+            figures.major_faults,
+        );
+    }
+}

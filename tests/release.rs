@@ -1,0 +1,77 @@
+//! A reading stream gives back what it has consumed: the pages behind its
+//! cursor leave its mapping (so memory is bounded by the window, not the
+//! file), never while a zero-copy `Bytes` of it is alive, and with
+//! `drop_behind` they leave the page cache too.
+
+mod common;
+
+use common::{eventually, mapped_pages, pattern_file, resident_pages};
+use futures::TryStreamExt;
+use mapview::{MappedFile, StreamOptions};
+use tokio::io::AsyncReadExt;
+
+const MIB: usize = 1 << 20;
+const LEN: usize = 64 * MIB;
+const PAGE: usize = 4096;
+
+#[tokio::test]
+async fn pages_behind_the_cursor_leave_the_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), LEN);
+    // SAFETY: the test's own file; nothing truncates it.
+    let map = unsafe { MappedFile::open(&path).unwrap() };
+    let mut stream = map.stream(..).unwrap();
+    let mut got = vec![0u8; 48 * MIB];
+    stream.read_exact(&mut got).await.unwrap();
+    assert!(got == data[..48 * MIB]);
+
+    // All but the last step behind the cursor is gone from the mapping;
+    // the page cache keeps it, so reading it again is a minor fault at most.
+    assert_eq!(mapped_pages(&path, 0..40 * MIB), 0);
+    assert_eq!(resident_pages(&path, 0..40 * MIB), 40 * MIB / PAGE);
+    // Ahead of the cursor the window is still mapped.
+    assert!(mapped_pages(&path, 48 * MIB..50 * MIB) > 0);
+}
+
+#[tokio::test]
+async fn a_held_chunk_keeps_its_pages_until_it_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), LEN);
+    // SAFETY: the test's own file; nothing truncates it.
+    let map = unsafe { MappedFile::open(&path).unwrap() };
+    let mut chunks = map.stream(..).unwrap().chunks(MIB);
+    let first = chunks.try_next().await.unwrap().unwrap();
+    assert!(first[..] == data[..MIB]); // reading it maps all its pages
+    for _ in 1..48 {
+        chunks.try_next().await.unwrap().unwrap();
+    }
+    // Far behind the cursor, the held chunk is still mapped and unchanged.
+    assert_eq!(mapped_pages(&path, 0..MIB), MIB / PAGE);
+    assert!(first[..] == data[..MIB]);
+
+    drop(first);
+    for _ in 48..64 {
+        chunks.try_next().await.unwrap().unwrap();
+    }
+    assert!(chunks.try_next().await.unwrap().is_none());
+    // With no chunk alive, the next step behind the cursor was released.
+    assert_eq!(mapped_pages(&path, 0..40 * MIB), 0);
+}
+
+#[tokio::test]
+async fn drop_behind_also_drops_read_pages_from_the_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), LEN);
+    // The page cache drops clean pages only: as a file written long ago.
+    std::fs::File::open(&path).unwrap().sync_all().unwrap();
+    // SAFETY: the test's own file; nothing truncates it.
+    let map = unsafe { MappedFile::open(&path).unwrap() };
+    let options = StreamOptions::new().drop_behind(true);
+    let mut stream = map.stream_with(.., &options).unwrap();
+    let mut got = vec![0u8; 48 * MIB];
+    stream.read_exact(&mut got).await.unwrap();
+    assert!(got == data[..48 * MIB]);
+    eventually("the pages read are dropped from the page cache", || {
+        resident_pages(&path, 0..40 * MIB) == 0
+    });
+}
