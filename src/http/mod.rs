@@ -34,7 +34,8 @@
 //! the root: `..` (even encoded), encoded slashes and NUL are refused, and
 //! the file is opened with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`
 //! relative to the root, so a symlink that leads out (even one swapped in
-//! during the request) is refused by the kernel. Where `openat2` is missing
+//! during the request) is refused by the kernel; so is an absolute symlink,
+//! even one that points inside the root. Where `openat2` is missing
 //! (Linux before 5.6, or a seccomp filter), the path is canonicalized and
 //! checked to lie inside the root, which a concurrent swap can race.
 //!
