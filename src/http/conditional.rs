@@ -165,6 +165,30 @@ mod tests {
         assert_eq!(evaluate_with(&other), PROCEED);
     }
 
+    proptest::proptest! {
+        /// Whatever bytes the conditional headers hold, evaluation answers
+        /// and never panics.
+        #[test]
+        fn any_header_bytes_are_evaluated_without_panicking(
+            values in proptest::collection::vec(proptest::collection::vec(32u8..=255, 0..40), 5),
+        ) {
+            let names = [
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                header::IF_MODIFIED_SINCE,
+                header::IF_UNMODIFIED_SINCE,
+                header::IF_RANGE,
+            ];
+            let mut map = HeaderMap::new();
+            for (name, value) in names.into_iter().zip(values) {
+                if let Ok(value) = HeaderValue::from_bytes(&value) {
+                    map.insert(name, value);
+                }
+            }
+            let _ = evaluate(&map, &file());
+        }
+    }
+
     #[test]
     fn if_range_holds_only_for_this_version() {
         let at = httpdate::fmt_http_date(file().modified.unwrap());

@@ -129,6 +129,24 @@ mod tests {
         assert_eq!(preferred("gzip;q=2, br;q=x"), []);
     }
 
+    proptest::proptest! {
+        /// Whatever bytes `Accept-Encoding` holds, the choice is made
+        /// without panicking, and only among the enabled encodings.
+        #[test]
+        fn any_accept_encoding_is_read_without_panicking(
+            value in proptest::collection::vec(32u8..=255, 0..60),
+        ) {
+            let mut gzip_only = Precompressed::default();
+            gzip_only.enable(Encoding::Gzip);
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&value) {
+                headers.insert(header::ACCEPT_ENCODING, value);
+            }
+            let preferred = gzip_only.preferred(&headers);
+            proptest::prop_assert!(preferred.iter().all(|&e| e == Encoding::Gzip));
+        }
+    }
+
     #[test]
     fn only_enabled_encodings_are_offered() {
         let mut gzip_only = Precompressed::default();
