@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load comparison on loopback of three static file servers, all serving one
 # 1 GiB file:
-#   mapview   cargo run --release --example serve -- PATH
+#   mapview   cargo run --release --features http --example serve -- PATH
 #   tokio-fs  the same example with --backend tokio-fs (tokio::fs::File +
 #             tokio_util::io::ReaderStream, what tower-http's ServeDir does,
 #             with its 64 KiB chunks)
@@ -46,7 +46,7 @@ fi
 # nginx-light puts the binary in /usr/sbin, which may not be on PATH.
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --example serve
+cargo build --release --features http --example serve
 SERVE=target/release/examples/serve
 
 # Not /tmp: it may be a tmpfs, where "cold" means nothing.

@@ -1,36 +1,59 @@
-//! A static file server on hyper 1 whose response bodies are mapview's
-//! zero-copy `Bytes` chunks: they point into a mapping of the file, and only
-//! pages that the background prefetcher made resident are handed out, so a
-//! worker thread never waits on the disk.
+//! A static file server on hyper 1 over `mapview::http`: response bodies
+//! are mapview's zero-copy `Bytes` chunks, which point into a mapping of
+//! the file, and only pages that the background prefetcher made resident
+//! are handed out, so a worker thread never waits on the disk.
 //!
 //! ```sh
-//! cargo run --release --example serve -- [--addr 127.0.0.1:8080] [PATH]
-//!     [--backend mapview|tokio-fs] [--chunk-kib N]
+//! cargo run --release --features http --example serve -- [--addr 127.0.0.1:8080] [PATH]
+//!     [--backend mapview|tokio-fs] [--chunk-kib N] [--open-file-cache SECS]
 //! ```
 //!
 //! Serves the file or directory tree at PATH (nothing outside it: `..`,
-//! encoded slashes and symlinks that lead out are refused). Without PATH it
-//! makes a 1 GiB sample file in a temporary directory (removed on Ctrl-C).
-//! GET and HEAD, single byte ranges (206, 416), `ETag` / `If-None-Match` and
-//! `Last-Modified` / `If-Modified-Since` (304). `--backend tokio-fs` serves
-//! the same with `tokio::fs::File` + `ReaderStream`, for comparison
+//! encoded slashes and symlinks that lead out are refused) with
+//! [`ServeDir`] or [`ServeFile`]. Without PATH it makes a 1 GiB sample file
+//! in a temporary directory (removed on Ctrl-C). `--backend tokio-fs`
+//! serves with `tokio::fs::File` + `ReaderStream` instead, for comparison
 //! (`benches/serve_bench.sh`); `--chunk-kib` sets the body chunk size
-//! (default 256 KiB for mapview, 64 KiB, tower-http's, for tokio-fs).
+//! (default 256 KiB for mapview, 64 KiB, tower-http's, for tokio-fs);
+//! `--open-file-cache SECS` shares opened files across requests for that
+//! long (mapview only; see `ServeDir::open_file_cache`).
 
-#[path = "serve/files.rs"]
-mod files;
+#[path = "serve/tokio_fs.rs"]
+mod tokio_fs;
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use files::{Backend, Site};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use mapview::http::{ServeDir, ServeFile};
+use tokio::net::TcpListener;
+use tower_service::Service;
+
+/// Files kept open with `--open-file-cache` (nginx's examples use 1000s;
+/// the cache holds descriptors, not mappings).
+const CACHED_FILES: usize = 16_384;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Mapview,
+    TokioFs,
+}
 
 struct Args {
     addr: SocketAddr,
     backend: Backend,
     chunk_size: Option<usize>,
+    cache_for: Option<Duration>,
     path: Option<PathBuf>,
 }
 
@@ -39,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
         backend: Backend::Mapview,
         chunk_size: None,
+        cache_for: None,
         path: None,
     };
     let mut argv = std::env::args().skip(1);
@@ -59,6 +83,12 @@ fn parse_args() -> Result<Args, String> {
                 let kib = argv.next().and_then(|n| n.parse::<usize>().ok());
                 let kib = kib.ok_or("--chunk-kib needs a number")?;
                 args.chunk_size = Some(kib << 10);
+            }
+            "--open-file-cache" => {
+                let secs = argv.next().and_then(|n| n.parse::<f64>().ok());
+                let secs = secs.filter(|s| s.is_finite() && *s >= 0.0);
+                let secs = secs.ok_or("--open-file-cache needs a number of seconds")?;
+                args.cache_for = Some(Duration::from_secs_f64(secs));
             }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             path if args.path.is_none() => args.path = Some(path.into()),
@@ -93,21 +123,90 @@ async fn main() -> io::Result<()> {
             path
         }
     };
-    let mut site = Site::new(&path, args.backend)?;
-    if let Some(bytes) = args.chunk_size {
-        site = site.chunk_size(bytes);
-    }
-    let site = Arc::new(site);
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let listener = TcpListener::bind(args.addr).await?;
+    let url = match path.is_file() {
+        true => format!(
+            "/{}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        false => "/".into(),
+    };
+    let (addr, backend) = (listener.local_addr()?, args.backend);
     println!(
-        "serving {} ({:?}) at http://{}{}",
-        path.display(),
-        args.backend,
-        listener.local_addr()?,
-        site.url_path()
+        "serving {} ({backend:?}) at http://{addr}{url}",
+        path.display()
     );
+    let server = async {
+        match args.backend {
+            Backend::Mapview if path.is_file() => {
+                let mut file = ServeFile::new(&path);
+                if let Some(bytes) = args.chunk_size {
+                    file = file.with_buf_chunk_size(bytes);
+                }
+                if let Some(valid_for) = args.cache_for {
+                    file = file.open_file_cache(valid_for, 1, u64::MAX);
+                }
+                serve(listener, move |request| file.clone().call(request)).await
+            }
+            Backend::Mapview => {
+                let mut dir = ServeDir::new(&path);
+                if let Some(bytes) = args.chunk_size {
+                    dir = dir.with_buf_chunk_size(bytes);
+                }
+                if let Some(valid_for) = args.cache_for {
+                    dir = dir.open_file_cache(valid_for, CACHED_FILES, u64::MAX);
+                }
+                serve(listener, move |request| dir.clone().call(request)).await
+            }
+            Backend::TokioFs => {
+                let mut site = tokio_fs::Site::new(&path)?;
+                if let Some(bytes) = args.chunk_size {
+                    site = site.chunk_size(bytes);
+                }
+                let site = Arc::new(site);
+                let handle = move |request| {
+                    let site = Arc::clone(&site);
+                    async move { Ok(site.handle(request).await) }
+                };
+                serve(listener, handle).await
+            }
+        }
+    };
     tokio::select! {
-        result = files::serve(listener, site) => result,
+        result = server => result,
         _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// Answers the requests of every connection on `listener` with `handle`,
+/// one task per connection (HTTP/1.1, keep-alive), until dropped.
+async fn serve<H, F, B>(listener: TcpListener, handle: H) -> io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors and the like: wait, don't spin.
+            Err(error) => {
+                eprintln!("accept: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Send each chunk when it is ready (nginx: tcp_nodelay on).
+        stream.set_nodelay(true)?;
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            // Errors here are clients going away mid-response, or bad
+            // requests that hyper already answered with a 4xx.
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service_fn(handle))
+                .await;
+        });
     }
 }

@@ -235,6 +235,8 @@
 
 mod budget;
 mod driver;
+#[cfg(feature = "http")]
+pub mod http;
 mod map;
 mod object;
 mod paging;

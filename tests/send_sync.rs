@@ -29,3 +29,15 @@ fn async_types_are_send_sync_and_unpin() {
     assert_send_sync_unpin::<PipeReader>();
     assert_send_sync_unpin::<PipeWriter>();
 }
+
+#[cfg(feature = "http")]
+#[test]
+fn http_types_are_send_and_sync() {
+    use mapview::http::{NotFound, ResponseBody, ResponseFuture, ServeDir, ServeFile};
+    assert_send_sync::<ServeDir>();
+    assert_send_sync::<ServeDir<ServeFile>>();
+    assert_send_sync::<ServeFile>();
+    assert_send_sync::<NotFound>();
+    assert_send_sync_unpin::<ResponseBody>();
+    assert_send_sync_unpin::<ResponseFuture>();
+}

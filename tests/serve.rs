@@ -1,21 +1,22 @@
-//! The `serve` example's HTTP logic, started in-process on a free loopback
-//! port and driven with hyper-util's client (and raw bytes over a socket
-//! for requests a client would not send).
+//! `mapview::http` over loopback: `ServeDir` and `ServeFile` mounted in an
+//! axum router next to an ordinary handler, driven with hyper-util's client
+//! (and raw bytes over a socket for requests a client would not send).
 
-#[path = "../examples/serve/files.rs"]
-mod files;
+#![cfg(feature = "http")]
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
+use axum::routing::get;
+use axum::Router;
 use bytes::Bytes;
-use files::{Backend, RangeRequest, Site};
 use http_body_util::{BodyExt, Empty};
 use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use mapview::http::{ServeDir, ServeFile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Longer than a few body chunks, not a multiple of a page.
@@ -31,11 +32,30 @@ fn data() -> Vec<u8> {
 ///
 /// ```text
 /// secret.txt                  (outside the root)
-/// root/data.bin  root/empty.bin  root/sub/index.html
-/// root/in -> data.bin         root/out -> ../secret.txt
+/// root/data.bin  root/empty.bin  root/sub/index.html  root/page.txt{,.gz,.br}
+/// root/in -> data.bin         root/out -> ../secret.txt  root/abs -> /.../secret.txt
 /// ```
+fn tree() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "secret\n").unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("data.bin"), data()).unwrap();
+    std::fs::write(root.join("empty.bin"), "").unwrap();
+    std::fs::write(root.join("sub/index.html"), "<p>hi</p>\n").unwrap();
+    std::fs::write(root.join("page.txt"), "plain").unwrap();
+    std::fs::write(root.join("page.txt.gz"), "gzipped").unwrap();
+    std::fs::write(root.join("page.txt.br"), "brotli").unwrap();
+    std::os::unix::fs::symlink("data.bin", root.join("in")).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", root.join("out")).unwrap();
+    std::os::unix::fs::symlink(&secret, root.join("abs")).unwrap();
+    (dir, root)
+}
+
 struct Server {
     _dir: tempfile::TempDir,
+    root: PathBuf,
     addr: SocketAddr,
     client: Client<HttpConnector, Empty<Bytes>>,
 }
@@ -47,45 +67,44 @@ struct Reply {
 }
 
 impl Server {
-    async fn start(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("secret.txt"), "secret\n").unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir_all(root.join("sub")).unwrap();
-        std::fs::write(root.join("data.bin"), data()).unwrap();
-        std::fs::write(root.join("empty.bin"), "").unwrap();
-        std::fs::write(root.join("sub/index.html"), "<p>hi</p>\n").unwrap();
-        std::os::unix::fs::symlink("data.bin", root.join("in")).unwrap();
-        std::os::unix::fs::symlink("../secret.txt", root.join("out")).unwrap();
-        Self::serve(dir, &root, backend).await
+    /// The tree served at `/files` with small chunks (a body is many).
+    async fn start() -> Self {
+        Self::start_with(|files, _| files).await
     }
 
-    async fn serve(dir: tempfile::TempDir, path: &Path, backend: Backend) -> Self {
-        // Small chunks: a body is many of them.
-        let site = Arc::new(Site::new(path, backend).unwrap().chunk_size(100_000));
+    /// The tree served at `/files` by `configure(ServeDir, root)`, next to
+    /// an ordinary handler at `/hello`.
+    async fn start_with<S>(configure: impl FnOnce(ServeDir, &Path) -> S) -> Self
+    where
+        S: tower_service::Service<
+                axum::extract::Request,
+                Response = hyper::Response<mapview::http::ResponseBody>,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let (dir, root) = tree();
+        let files = configure(ServeDir::new(&root).with_buf_chunk_size(100_000), &root);
+        let router = Router::new()
+            .route("/hello", get(|| async { "hello" }))
+            .nest_service("/files", files);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(files::serve(listener, site));
+        tokio::spawn(async move { axum::serve(listener, router).await });
         let client = Client::builder(TokioExecutor::new()).build_http();
         Self {
             _dir: dir,
+            root,
             addr,
             client,
         }
     }
 
     async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = self
-            .client
-            .request(request.body(Empty::new()).unwrap())
-            .await
-            .unwrap();
+        let response = self.send(method, path, headers).await;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -94,6 +113,22 @@ impl Server {
             headers,
             body,
         }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> hyper::Response<hyper::body::Incoming> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Empty::new()).unwrap();
+        self.client.request(request).await.unwrap()
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -121,27 +156,28 @@ impl Reply {
     }
 }
 
-const BACKENDS: [Backend; 2] = [Backend::Mapview, Backend::TokioFs];
-
 #[tokio::test]
-async fn get_returns_the_whole_file_with_validators() {
-    for backend in BACKENDS {
-        let server = Server::start(backend).await;
-        let reply = server.get("/data.bin", &[]).await;
-        assert_eq!(reply.status, StatusCode::OK, "{backend:?}");
-        assert_eq!(reply.body, data(), "{backend:?}");
-        assert_eq!(reply.header(header::CONTENT_LENGTH), DATA_LEN.to_string());
-        assert_eq!(reply.header(header::ACCEPT_RANGES), "bytes");
-        assert!(reply.header(header::ETAG).starts_with('"'));
-        httpdate::parse_http_date(reply.header(header::LAST_MODIFIED)).unwrap();
-    }
+async fn get_returns_the_whole_file_with_validators_next_to_other_routes() {
+    let server = Server::start().await;
+    let reply = server.get("/files/data.bin", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, data());
+    assert_eq!(reply.header(header::CONTENT_LENGTH), DATA_LEN.to_string());
+    assert_eq!(reply.header(header::ACCEPT_RANGES), "bytes");
+    assert_eq!(
+        reply.header(header::CONTENT_TYPE),
+        "application/octet-stream"
+    );
+    assert!(reply.header(header::ETAG).starts_with('"'));
+    httpdate::parse_http_date(reply.header(header::LAST_MODIFIED)).unwrap();
+    assert_eq!(server.get("/hello", &[]).await.body, "hello");
 }
 
 #[tokio::test]
 async fn head_has_the_headers_of_get_and_no_body() {
-    let server = Server::start(Backend::Mapview).await;
-    let get = server.get("/data.bin", &[]).await;
-    let head = server.request(Method::HEAD, "/data.bin", &[]).await;
+    let server = Server::start().await;
+    let get = server.get("/files/data.bin", &[]).await;
+    let head = server.request(Method::HEAD, "/files/data.bin", &[]).await;
     assert_eq!(head.status, StatusCode::OK);
     assert!(head.body.is_empty());
     for name in [header::CONTENT_LENGTH, header::ETAG, header::LAST_MODIFIED] {
@@ -153,33 +189,28 @@ async fn head_has_the_headers_of_get_and_no_body() {
 async fn each_range_form_gets_206_with_content_range() {
     let len = DATA_LEN as u64;
     let data = data();
-    let cases = [
+    let server = Server::start().await;
+    for (range, expected) in [
         ("bytes=10-19", 10..20),
         ("bytes=300000-", 300_000..len),
         ("bytes=-100", len - 100..len),
         ("bytes=5-99999999", 5..len),
         ("bytes=0-0", 0..1),
-    ];
-    for backend in BACKENDS {
-        let server = Server::start(backend).await;
-        for (range, expected) in cases.clone() {
-            let reply = server.get("/data.bin", &[("range", range)]).await;
-            assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT, "{range}");
-            let content_range = format!("bytes {}-{}/{len}", expected.start, expected.end - 1);
-            assert_eq!(reply.header(header::CONTENT_RANGE), content_range);
-            let (start, end) = (expected.start as usize, expected.end as usize);
-            assert_eq!(reply.body, data[start..end], "{backend:?} {range}");
-            assert_eq!(
-                reply.header(header::CONTENT_LENGTH),
-                (end - start).to_string()
-            );
-        }
+    ] {
+        let reply = server.get("/files/data.bin", &[("range", range)]).await;
+        assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT, "{range}");
+        let content_range = format!("bytes {}-{}/{len}", expected.start, expected.end - 1);
+        assert_eq!(reply.header(header::CONTENT_RANGE), content_range);
+        let (start, end) = (expected.start as usize, expected.end as usize);
+        assert_eq!(reply.body, data[start..end], "{range}");
+        let length = (end - start).to_string();
+        assert_eq!(reply.header(header::CONTENT_LENGTH), length);
     }
 }
 
 #[tokio::test]
 async fn unsatisfiable_and_malformed_ranges_get_416_with_the_length() {
-    let server = Server::start(Backend::Mapview).await;
+    let server = Server::start().await;
     for range in [
         format!("bytes={DATA_LEN}-"),
         "bytes=-0".into(),
@@ -188,7 +219,7 @@ async fn unsatisfiable_and_malformed_ranges_get_416_with_the_length() {
         "bytes=1-2-3".into(),
         "nonsense".into(),
     ] {
-        let reply = server.get("/data.bin", &[("range", &range)]).await;
+        let reply = server.get("/files/data.bin", &[("range", &range)]).await;
         assert_eq!(reply.status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
         let content_range = format!("bytes */{DATA_LEN}");
         assert_eq!(reply.header(header::CONTENT_RANGE), content_range);
@@ -197,44 +228,135 @@ async fn unsatisfiable_and_malformed_ranges_get_416_with_the_length() {
 }
 
 #[tokio::test]
-async fn other_units_and_several_ranges_get_the_whole_file() {
-    let server = Server::start(Backend::Mapview).await;
-    for range in ["items=0-5", "bytes=0-5,10-20"] {
-        let reply = server.get("/data.bin", &[("range", range)]).await;
+async fn other_units_and_too_many_ranges_get_the_whole_file() {
+    let server = Server::start().await;
+    let many = format!("bytes={}", vec!["0-0"; 100].join(","));
+    for range in ["items=0-5", many.as_str()] {
+        let reply = server.get("/files/data.bin", &[("range", range)]).await;
         assert_eq!(reply.status, StatusCode::OK, "{range}");
         assert_eq!(reply.body.len(), DATA_LEN);
     }
 }
 
-#[tokio::test]
-async fn matching_etag_gets_304_and_a_stale_if_range_the_whole_file() {
-    let server = Server::start(Backend::Mapview).await;
-    let first = server.get("/data.bin", &[]).await;
-    let etag = first.header(header::ETAG).to_owned();
-    let listed = format!("\"other\", W/{etag}");
-    for if_none_match in [etag.as_str(), &listed, "*"] {
-        let reply = server
-            .get("/data.bin", &[("if-none-match", if_none_match)])
-            .await;
-        assert_eq!(reply.status, StatusCode::NOT_MODIFIED, "{if_none_match}");
-        assert_eq!(reply.header(header::ETAG), etag);
-        assert!(reply.body.is_empty());
+/// The parts of a `multipart/byteranges` body: each one's `Content-Range`
+/// and bytes.
+fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect("a multipart type");
+    let text = body.to_vec();
+    let delimiter = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut at = 0;
+    loop {
+        let start = at + find(&text[at..], delimiter.as_bytes()) + delimiter.len();
+        if text[start..].starts_with(b"--\r\n") {
+            assert_eq!(start + 4, text.len(), "nothing after the close");
+            return parts;
+        }
+        let headers_end = start + find(&text[start..], b"\r\n\r\n");
+        let headers = String::from_utf8(text[start..headers_end].to_vec()).unwrap();
+        let content_range = headers
+            .lines()
+            .find_map(|line| line.strip_prefix("Content-Range: "))
+            .expect("a Content-Range per part")
+            .to_owned();
+        let (first, last) = content_range
+            .strip_prefix("bytes ")
+            .and_then(|r| r.split_once('/'))
+            .and_then(|(r, _)| r.split_once('-'))
+            .unwrap();
+        let len = last.parse::<usize>().unwrap() - first.parse::<usize>().unwrap() + 1;
+        let data_start = headers_end + 4;
+        parts.push((content_range, text[data_start..data_start + len].to_vec()));
+        assert_eq!(&text[data_start + len..data_start + len + 2], b"\r\n");
+        at = data_start + len;
     }
-    let changed = server
-        .get("/data.bin", &[("if-none-match", "\"other\"")])
-        .await;
-    assert_eq!(changed.status, StatusCode::OK);
-    let modified = first.header(header::LAST_MODIFIED).to_owned();
-    let since = server
-        .get("/data.bin", &[("if-modified-since", &modified)])
-        .await;
-    assert_eq!(since.status, StatusCode::NOT_MODIFIED);
+}
 
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("delimiter present")
+}
+
+#[tokio::test]
+async fn several_ranges_get_a_multipart_body_that_parses_back_byte_for_byte() {
+    let server = Server::start().await;
+    let data = data();
+    let len = DATA_LEN;
+    // Out of order and overlapping: merged and sorted.
+    let range = "bytes=400000-400009, 0-99, 50-199, -10";
+    let reply = server.get("/files/data.bin", &[("range", range)]).await;
+    assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT);
+    let length = reply
+        .header(header::CONTENT_LENGTH)
+        .parse::<usize>()
+        .unwrap();
+    assert_eq!(length, reply.body.len());
+    let parts = parse_multipart(reply.header(header::CONTENT_TYPE), &reply.body);
+    let expected = [(0, 200), (400_000, 400_010), (len - 10, len)];
+    assert_eq!(parts.len(), expected.len());
+    for ((content_range, bytes), (start, end)) in parts.into_iter().zip(expected) {
+        assert_eq!(content_range, format!("bytes {start}-{}/{len}", end - 1));
+        assert_eq!(bytes, data[start..end]);
+    }
+    let head = server
+        .request(Method::HEAD, "/files/data.bin", &[("range", range)])
+        .await;
+    assert_eq!(head.header(header::CONTENT_LENGTH), length.to_string());
+    assert!(head.body.is_empty());
+}
+
+#[tokio::test]
+async fn validators_get_304_and_failed_preconditions_412() {
+    let server = Server::start().await;
+    let first = server.get("/files/data.bin", &[]).await;
+    let etag = first.header(header::ETAG).to_owned();
+    let modified = first.header(header::LAST_MODIFIED).to_owned();
+    let listed = format!("\"other\", W/{etag}");
+    let long_ago = httpdate::fmt_http_date(std::time::UNIX_EPOCH);
+    let cases: [(&str, &str, StatusCode); 9] = [
+        ("if-none-match", &etag, StatusCode::NOT_MODIFIED),
+        ("if-none-match", &listed, StatusCode::NOT_MODIFIED),
+        ("if-none-match", "*", StatusCode::NOT_MODIFIED),
+        ("if-none-match", "\"other\"", StatusCode::OK),
+        ("if-modified-since", &modified, StatusCode::NOT_MODIFIED),
+        ("if-match", &etag, StatusCode::OK),
+        ("if-match", "\"other\"", StatusCode::PRECONDITION_FAILED),
+        ("if-unmodified-since", &modified, StatusCode::OK),
+        (
+            "if-unmodified-since",
+            &long_ago,
+            StatusCode::PRECONDITION_FAILED,
+        ),
+    ];
+    for (name, value, status) in cases {
+        let reply = server.get("/files/data.bin", &[(name, value)]).await;
+        assert_eq!(reply.status, status, "{name}: {value}");
+        if status != StatusCode::OK {
+            assert!(reply.body.is_empty());
+            assert_eq!(reply.header(header::ETAG), etag);
+        }
+    }
+}
+
+#[tokio::test]
+async fn if_range_honours_the_range_only_for_the_current_version() {
+    let server = Server::start().await;
+    let first = server.get("/files/data.bin", &[]).await;
+    let etag = first.header(header::ETAG).to_owned();
+    let modified = first.header(header::LAST_MODIFIED).to_owned();
     let range = ("range", "bytes=0-9");
-    let current = server.get("/data.bin", &[range, ("if-range", &etag)]).await;
-    assert_eq!(current.status, StatusCode::PARTIAL_CONTENT);
+    for current in [&etag, &modified] {
+        let reply = server
+            .get("/files/data.bin", &[range, ("if-range", current)])
+            .await;
+        assert_eq!(reply.status, StatusCode::PARTIAL_CONTENT, "{current}");
+    }
     let stale = server
-        .get("/data.bin", &[range, ("if-range", "\"other\"")])
+        .get("/files/data.bin", &[range, ("if-range", "\"other\"")])
         .await;
     assert_eq!(stale.status, StatusCode::OK);
     assert_eq!(stale.body.len(), DATA_LEN);
@@ -242,54 +364,73 @@ async fn matching_etag_gets_304_and_a_stale_if_range_the_whole_file() {
 
 #[tokio::test]
 async fn empty_file_is_served_with_an_empty_body() {
-    for backend in BACKENDS {
-        let server = Server::start(backend).await;
-        let reply = server.get("/empty.bin", &[]).await;
-        assert_eq!(reply.status, StatusCode::OK, "{backend:?}");
-        assert!(reply.body.is_empty());
-        assert_eq!(reply.header(header::CONTENT_LENGTH), "0");
-        let range = server.get("/empty.bin", &[("range", "bytes=0-")]).await;
-        assert_eq!(range.status, StatusCode::RANGE_NOT_SATISFIABLE);
-        assert_eq!(range.header(header::CONTENT_RANGE), "bytes */0");
-    }
+    let server = Server::start().await;
+    let reply = server.get("/files/empty.bin", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.is_empty());
+    assert_eq!(reply.header(header::CONTENT_LENGTH), "0");
+    let range = server
+        .get("/files/empty.bin", &[("range", "bytes=0-")])
+        .await;
+    assert_eq!(range.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(range.header(header::CONTENT_RANGE), "bytes */0");
 }
 
 #[tokio::test]
 async fn paths_out_of_the_root_are_refused() {
-    let server = Server::start(Backend::Mapview).await;
+    let server = Server::start().await;
     let refused = |status: &str| status.contains(" 403 ") || status.contains(" 404 ");
     for path in [
-        "/../secret.txt",
-        "/sub/../../secret.txt",
-        "/%2e%2e/secret.txt",
-        "/sub/%2E%2E/%2e%2e/secret.txt",
-        "/sub/..%2f..%2fsecret.txt",
-        "/%2Ftmp",
-        "//etc/passwd",
-        "/out",
+        "/files/../secret.txt",
+        "/files/sub/../../secret.txt",
+        "/files/%2e%2e/secret.txt",
+        "/files/sub/%2E%2E/%2e%2e/secret.txt",
+        "/files/sub/..%2f..%2fsecret.txt",
+        "/files/%2Ftmp",
+        "/files//etc/passwd",
+        "/files/%2fetc%2fpasswd",
+        "/files/out",
+        "/files/abs",
     ] {
         let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
         let status = server.raw(request.as_bytes()).await;
         assert!(refused(&status), "{path}: {status}");
     }
-    // Through the client too, and the symlink out gets a 403 in particular.
-    assert_eq!(server.get("/out", &[]).await.status, StatusCode::FORBIDDEN);
-    let escaped = server.get("/%2e%2e/secret.txt", &[]).await;
-    assert_eq!(escaped.status, StatusCode::FORBIDDEN);
+    // Through the client too: symlinks out and encoded dots get a 403.
+    for path in ["/files/out", "/files/abs", "/files/%2e%2e/secret.txt"] {
+        let reply = server.get(path, &[]).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!reply.body.starts_with(b"secret"));
+    }
     // A symlink that stays inside, and a directory's index, are fine.
-    assert_eq!(server.get("/in", &[]).await.body, data());
-    assert_eq!(server.get("/sub/", &[]).await.body, "<p>hi</p>\n");
-    assert_eq!(server.get("/./data.bin", &[]).await.status, StatusCode::OK);
+    assert_eq!(server.get("/files/in", &[]).await.body, data());
+    assert_eq!(server.get("/files/sub/", &[]).await.body, "<p>hi</p>\n");
+    let dot = server.get("/files/./data.bin", &[]).await;
+    assert_eq!(dot.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_symlink_swapped_in_for_a_directory_is_refused() {
+    let server = Server::start().await;
+    assert_eq!(server.get("/files/sub/", &[]).await.status, StatusCode::OK);
+    let sub = server.root.join("sub");
+    std::fs::rename(&sub, server.root.join("old-sub")).unwrap();
+    let outside = server.root.parent().unwrap().to_owned();
+    std::fs::write(outside.join("index.html"), "outside\n").unwrap();
+    std::os::unix::fs::symlink(&outside, &sub).unwrap();
+    let reply = server.get("/files/sub/index.html", &[]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_ne!(reply.body, "outside\n");
 }
 
 #[tokio::test]
 async fn malformed_requests_get_4xx_and_the_server_goes_on() {
-    let server = Server::start(Backend::Mapview).await;
+    let server = Server::start().await;
     let bad_requests: [&[u8]; 4] = [
         b"\x00\xff\xfe garbage\r\n\r\n",
-        b"GET /data.bin HTTP/1.1\r\nhost: x\r\nrange: \xff\xfe\r\nconnection: close\r\n\r\n",
-        b"GET /bad%zzescape HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-        b"GET /data%00.bin HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        b"GET /files/data.bin HTTP/1.1\r\nhost: x\r\nrange: \xff\xfe\r\nconnection: close\r\n\r\n",
+        b"GET /files/bad%zzescape HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        b"GET /files/data%00.bin HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
     ];
     for request in bad_requests {
         let status = server.raw(request).await;
@@ -299,82 +440,213 @@ async fn malformed_requests_get_4xx_and_the_server_goes_on() {
             String::from_utf8_lossy(request)
         );
     }
-    assert_eq!(server.get("/data.bin", &[]).await.body, data());
+    // Headers the service cannot read are ignored, never a panic.
+    for (name, value) in [
+        ("if-modified-since", "\u{e9}t\u{e9} not a date"),
+        ("if-none-match", "\"unterminated"),
+        ("if-range", "W/"),
+        ("accept-encoding", ";;;q=9,,"),
+    ] {
+        let request = format!(
+            "GET /files/data.bin HTTP/1.1\r\nhost: x\r\n{name}: {value}\r\nconnection: close\r\n\r\n"
+        );
+        let status = server.raw(request.as_bytes()).await;
+        assert!(status.contains(" 200 "), "{name}: {value}: {status}");
+    }
+    assert_eq!(server.get("/files/data.bin", &[]).await.body, data());
 }
 
 #[tokio::test]
 async fn other_methods_get_405_with_allow() {
-    let server = Server::start(Backend::Mapview).await;
+    let server = Server::start().await;
     for method in [Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS] {
-        let reply = server.request(method.clone(), "/data.bin", &[]).await;
+        let reply = server.request(method.clone(), "/files/data.bin", &[]).await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(reply.header(header::ALLOW), "GET, HEAD");
     }
 }
 
 #[tokio::test]
-async fn a_single_file_is_served_at_its_name_and_at_the_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("one.bin");
-    std::fs::write(&path, data()).unwrap();
-    let site = Site::new(&path, Backend::Mapview).unwrap();
-    assert_eq!(site.url_path(), "/one.bin");
-    let server = Server::serve(dir, &path, Backend::Mapview).await;
-    assert_eq!(server.get("/one.bin", &[]).await.body, data());
-    assert_eq!(server.get("/", &[]).await.body, data());
-    assert_eq!(
-        server.get("/two.bin", &[]).await.status,
-        StatusCode::NOT_FOUND
-    );
+async fn precompressed_siblings_are_chosen_by_accept_encoding() {
+    let server = Server::start_with(|files, _| {
+        files
+            .precompressed_gzip()
+            .precompressed_br()
+            .precompressed_zstd()
+    })
+    .await;
+    let cases = [
+        ("gzip, br", "brotli", Some("br")),
+        ("gzip;q=1, br;q=0.5", "gzipped", Some("gzip")),
+        ("zstd", "plain", None),
+        ("identity", "plain", None),
+    ];
+    for (accept, body, encoding) in cases {
+        let reply = server
+            .get("/files/page.txt", &[("accept-encoding", accept)])
+            .await;
+        assert_eq!(reply.body, body, "{accept}");
+        let got = reply.headers.get(header::CONTENT_ENCODING);
+        assert_eq!(got.map(|v| v.to_str().unwrap()), encoding, "{accept}");
+        assert_eq!(
+            reply.header(header::CONTENT_TYPE),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(reply.header(header::VARY), "accept-encoding");
+    }
+    // Without the option, the siblings are plain files of their own.
+    let plain = Server::start().await;
+    let reply = plain
+        .get("/files/page.txt", &[("accept-encoding", "gzip")])
+        .await;
+    assert_eq!(reply.body, "plain");
+    assert!(reply.headers.get(header::CONTENT_ENCODING).is_none());
 }
 
-#[test]
-fn parse_range_reads_the_three_forms_and_clamps() {
-    let cases: [(&[u8], u64, RangeRequest); 11] = [
-        (b"bytes=0-9".as_slice(), 100, RangeRequest::Bytes(0..10)),
-        (
-            b"bytes=90-200".as_slice(),
-            100,
-            RangeRequest::Bytes(90..100),
-        ),
-        (b"bytes=50-".as_slice(), 100, RangeRequest::Bytes(50..100)),
-        (b"bytes=-500".as_slice(), 100, RangeRequest::Bytes(0..100)),
-        (b"BYTES = 1-1".as_slice(), 100, RangeRequest::Bytes(1..2)),
-        (b"bytes= 1-1 ".as_slice(), 100, RangeRequest::Bytes(1..2)),
-        (b"bytes=+1-2".as_slice(), 100, RangeRequest::Unsatisfiable),
-        (b"bytes=-".as_slice(), 100, RangeRequest::Unsatisfiable),
-        (
-            b"bytes=99999999999999999999999-".as_slice(),
-            100,
-            RangeRequest::Unsatisfiable,
-        ),
-        (
-            b"bytes=0-18446744073709551615".as_slice(),
-            100,
-            RangeRequest::Bytes(0..100),
-        ),
-        (b"bytes=0-".as_slice(), 0, RangeRequest::Unsatisfiable),
-    ];
-    for (header, len, expected) in cases {
-        let got = files::parse_range(header, len);
-        assert_eq!(
-            got,
-            expected,
-            "{} of {len}",
-            String::from_utf8_lossy(header)
-        );
+#[tokio::test]
+async fn missing_files_go_to_the_fallback_and_cache_control_is_sent() {
+    let server = Server::start_with(|files, root| {
+        files
+            .append_index_html_on_directories(false)
+            .cache_control(hyper::header::HeaderValue::from_static("max-age=60"))
+            .fallback(ServeFile::new(root.join("missing-fallback.html")))
+    })
+    .await;
+    // The fallback (a ServeFile of a missing file) answers 404 itself.
+    let missing = server.get("/files/missing.bin", &[]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let directory = server.get("/files/sub/", &[]).await;
+    assert_eq!(directory.status, StatusCode::NOT_FOUND);
+    let reply = server.get("/files/data.bin", &[]).await;
+    assert_eq!(reply.header(header::CACHE_CONTROL), "max-age=60");
+
+    // A single-page app: unknown paths get the index.
+    let spa = Server::start_with(|files, root| {
+        files.fallback(ServeFile::new(root.join("sub/index.html")))
+    })
+    .await;
+    let reply = spa.get("/files/app/route", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "<p>hi</p>\n");
+}
+
+#[tokio::test]
+async fn serve_file_serves_its_file_for_every_path() {
+    let (_dir, root) = tree();
+    let file = ServeFile::new(root.join("data.bin"));
+    let router = Router::new().nest_service("/one", file);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    for path in ["/one", "/one/", "/one/anything"] {
+        let uri = format!("http://{addr}{path}").parse().unwrap();
+        let response = client.get(uri).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, data());
     }
 }
 
-#[test]
-fn path_segments_refuse_dot_dot_and_encoded_slashes() {
-    let segments = |p| files::path_segments(p);
-    assert_eq!(segments("/a/./b//c").unwrap(), ["a", "b", "c"]);
-    assert_eq!(segments("/a%20b").unwrap(), ["a b"]);
-    assert_eq!(segments("/a/../b"), Err(StatusCode::FORBIDDEN));
-    assert_eq!(segments("/%2e%2E"), Err(StatusCode::FORBIDDEN));
-    assert_eq!(segments("/%2fetc"), Err(StatusCode::FORBIDDEN));
-    assert_eq!(segments("/a%00"), Err(StatusCode::FORBIDDEN));
-    assert_eq!(segments("/%4"), Err(StatusCode::BAD_REQUEST));
-    assert_eq!(segments("*"), Err(StatusCode::BAD_REQUEST));
+#[tokio::test]
+async fn a_file_truncated_while_sent_ends_the_response_with_an_error() {
+    let server = Server::start().await;
+    let big = server.root.join("big.bin");
+    let len = 64usize << 20;
+    std::fs::write(&big, vec![7u8; len]).unwrap();
+    let response = server.send(Method::GET, "/files/big.bin", &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    let mut received = first.data_ref().map_or(0, Bytes::len);
+    std::fs::File::options()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let ended = loop {
+        match body.frame().await {
+            None => break Ok(()),
+            Some(Err(error)) => break Err(error),
+            Some(Ok(frame)) => {
+                let data = frame.into_data().unwrap();
+                assert!(data.iter().all(|&b| b == 7 || b == 0));
+                received += data.len();
+            }
+        }
+    };
+    assert!(ended.is_err(), "a whole body of {received} bytes");
+    assert!(received < len);
+}
+
+/// The body of a GET, or `Err` if the request or its body failed.
+async fn fetch(server: &Server, path: &str) -> Result<Bytes, String> {
+    let request = Request::get(format!("http://{}{path}", server.addr))
+        .body(Empty::new())
+        .unwrap();
+    let response = server
+        .client
+        .request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(body.to_bytes())
+}
+
+/// Writes `contents` to a new file and renames it over `path` (a new inode).
+fn replace(path: &Path, contents: &str) {
+    let new = path.with_extension("new");
+    std::fs::write(&new, contents).unwrap();
+    std::fs::rename(&new, path).unwrap();
+}
+
+#[tokio::test]
+async fn a_cached_file_is_served_without_a_lookup_until_the_interval_passes() {
+    let hour = std::time::Duration::from_secs(3600);
+    let cached = Server::start_with(|files, _| files.open_file_cache(hour, 100, 1 << 30)).await;
+    let page = cached.root.join("page.txt");
+    assert_eq!(fetch(&cached, "/files/page.txt").await.unwrap(), "plain");
+    replace(&page, "replaced");
+    // Within the interval: the file opened before, though its name now
+    // leads elsewhere.
+    assert_eq!(fetch(&cached, "/files/page.txt").await.unwrap(), "plain");
+
+    let zero = std::time::Duration::ZERO;
+    let revalidated =
+        Server::start_with(|files, _| files.open_file_cache(zero, 100, 1 << 30)).await;
+    let page = revalidated.root.join("page.txt");
+    assert_eq!(
+        fetch(&revalidated, "/files/page.txt").await.unwrap(),
+        "plain"
+    );
+    replace(&page, "replaced");
+    assert_eq!(
+        fetch(&revalidated, "/files/page.txt").await.unwrap(),
+        "replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_file_truncated_while_cached_gets_an_aborted_body_never_wrong_bytes() {
+    let hour = std::time::Duration::from_secs(3600);
+    let server = Server::start_with(|files, _| files.open_file_cache(hour, 100, 1 << 30)).await;
+    assert_eq!(fetch(&server, "/files/data.bin").await.unwrap(), data());
+    let file = std::fs::File::options()
+        .write(true)
+        .open(server.root.join("data.bin"))
+        .unwrap();
+    file.set_len(1000).unwrap();
+    let truncated = fetch(&server, "/files/data.bin").await;
+    assert!(truncated.is_err(), "{} bytes", truncated.unwrap().len());
+    // Ranges inside what is left are still served from the cache.
+    let head = server
+        .get("/files/data.bin", &[("range", "bytes=0-99")])
+        .await;
+    assert_eq!(head.body, data()[..100]);
 }

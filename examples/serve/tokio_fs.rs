@@ -1,17 +1,17 @@
-//! The HTTP side of the `serve` example: static files over hyper 1, with
-//! bodies made of mapview's zero-copy `Bytes` chunks.
+//! The `serve` example's comparison backend (`--backend tokio-fs`): the
+//! same kind of server with `tokio::fs::File` + `ReaderStream` bodies (each
+//! read on the blocking pool, copied twice), as tower-http's `ServeDir`
+//! reads. It keeps its own, simpler HTTP logic (single ranges, `ETag`,
+//! `If-None-Match`, `If-Modified-Since`), so that `benches/serve_bench.sh`
+//! can compare it with `mapview::http` until the bench has tower-http's
+//! `ServeDir` itself.
 //!
 //! ```text
 //!   request ─> method? ─> resolve path (blocking pool) ─> plan ─> response
 //!              405        400/403/404                     200 / 206 / 304 / 416
-//!                                                         body: map.stream(range).chunks(N)
+//!                                                         body: ReaderStream of the file
 //! ```
-//!
-//! The decisions are plain functions ([`path_segments`], [`parse_range`],
-//! [`plan`]) so they can be tested without a socket; [`Site::handle`] puts
-//! them together and [`serve`] runs the accept loop.
 
-use std::convert::Infallible;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -19,7 +19,7 @@ use std::ops::Range;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -27,38 +27,15 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
 
 /// The body of every response.
 pub type Body = UnsyncBoxBody<Bytes, io::Error>;
 
-/// Where the bytes of a response body come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// mapview: `Bytes` that point into a mapping, handed out only once the
-    /// background prefetcher made their pages resident.
-    Mapview,
-    /// `tokio::fs::File` through `tokio_util::io::ReaderStream` (each read on
-    /// the blocking pool, copied twice), as tower-http's `ServeDir` does.
-    TokioFs,
-}
-
-impl Backend {
-    /// Bytes per body chunk unless told otherwise. mapview's chunks cost no
-    /// copy, so larger ones only mean fewer polls; 64 KiB is tower-http's
-    /// `ServeDir` default.
-    pub fn default_chunk_size(self) -> usize {
-        match self {
-            Backend::Mapview => 256 << 10,
-            Backend::TokioFs => 64 << 10,
-        }
-    }
-}
+/// Bytes per body chunk unless told otherwise: tower-http's `ServeDir`
+/// default.
+const DEFAULT_CHUNK_SIZE: usize = 64 << 10;
 
 /// A file or a directory tree to serve.
 #[derive(Debug, Clone)]
@@ -67,7 +44,6 @@ pub struct Site {
     root: PathBuf,
     /// Serving one file: its name, which it is also served under.
     single_file: Option<OsString>,
-    backend: Backend,
     chunk_size: usize,
 }
 
@@ -119,20 +95,15 @@ impl FileInfo {
 }
 
 /// An open file, ready to be answered from.
-enum Source {
-    Map(mapview::MappedFile),
-    File(File),
-}
-
 struct Opened {
     path: PathBuf,
     info: FileInfo,
-    source: Source,
+    file: File,
 }
 
 impl Site {
     /// Serves `path`: a directory tree, or a single file.
-    pub fn new(path: &Path, backend: Backend) -> io::Result<Self> {
+    pub fn new(path: &Path) -> io::Result<Self> {
         let root = path.canonicalize()?;
         let single_file = if root.is_file() {
             root.file_name().map(Into::into)
@@ -142,8 +113,7 @@ impl Site {
         Ok(Self {
             root,
             single_file,
-            backend,
-            chunk_size: backend.default_chunk_size(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
         })
     }
 
@@ -151,15 +121,6 @@ impl Site {
     pub fn chunk_size(mut self, bytes: usize) -> Self {
         self.chunk_size = bytes.max(1);
         self
-    }
-
-    /// The URL path a file is found at, for printing: `/NAME` for a single
-    /// file, `/` for a directory.
-    pub fn url_path(&self) -> String {
-        match &self.single_file {
-            Some(name) => format!("/{}", name.to_string_lossy()),
-            None => "/".into(),
-        }
     }
 
     /// Answers one request. Never fails: every problem is a 4xx or 5xx.
@@ -230,7 +191,7 @@ impl Site {
         let content_type = HeaderValue::from_static(content_type(&opened.path));
         headers.insert(header::CONTENT_TYPE, content_type);
         if !head && !range.is_empty() {
-            let body = body(opened.source, range, self.chunk_size);
+            let body = body(opened.file, range, self.chunk_size);
             *response.body_mut() = body.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
         }
         Ok(response)
@@ -256,22 +217,8 @@ impl Site {
         if !metadata.is_file() {
             return Err(StatusCode::NOT_FOUND);
         }
-        let mut info = FileInfo::new(metadata.len(), metadata.modified().ok());
-        let source = match self.backend {
-            // An empty file cannot be mapped; its body is empty anyway.
-            Backend::Mapview if info.len > 0 => {
-                // SAFETY: a file server vouches that the files it serves are
-                // not changed in place while it serves them (a changed file
-                // would mix old and new bytes in one response, whatever the
-                // backend).
-                let map = unsafe { mapview::MappedFile::open(&path) }.map_err(|e| io_status(&e))?;
-                // The mapping's length is what the body can deliver.
-                info = FileInfo::new(map.capacity(), info.modified);
-                Source::Map(map)
-            }
-            _ => Source::File(file),
-        };
-        Ok(Opened { path, info, source })
+        let info = FileInfo::new(metadata.len(), metadata.modified().ok());
+        Ok(Opened { path, info, file })
     }
 
     /// `relative` (or an absolute path under the root) with symlinks
@@ -293,27 +240,14 @@ impl Site {
     }
 }
 
-/// The body for `range` of an opened file. Blocking (it maps or seeks);
-/// call it inside a tokio runtime.
-fn body(source: Source, range: Range<u64>, chunk_size: usize) -> io::Result<Body> {
-    Ok(match source {
-        Source::Map(map) => {
-            let mut stream = map.stream(range)?;
-            // We are on the blocking pool anyway: fault in the first chunk
-            // here, so it goes out without a trip to the prefetcher (a whole
-            // small range request then needs none).
-            stream.prefetch_blocking(chunk_size as u64)?;
-            let chunks = stream.chunks(chunk_size);
-            StreamBody::new(chunks.map_ok(Frame::data)).boxed_unsync()
-        }
-        Source::File(mut file) => {
-            file.seek(SeekFrom::Start(range.start))?;
-            let file = tokio::fs::File::from_std(file);
-            let reader = file.take(range.end - range.start);
-            let chunks = tokio_util::io::ReaderStream::with_capacity(reader, chunk_size);
-            StreamBody::new(chunks.map_ok(Frame::data)).boxed_unsync()
-        }
-    })
+/// The body for `range` of an opened file. Blocking (it seeks); call it
+/// inside a tokio runtime.
+fn body(mut file: File, range: Range<u64>, chunk_size: usize) -> io::Result<Body> {
+    file.seek(SeekFrom::Start(range.start))?;
+    let file = tokio::fs::File::from_std(file);
+    let reader = file.take(range.end - range.start);
+    let chunks = tokio_util::io::ReaderStream::with_capacity(reader, chunk_size);
+    Ok(StreamBody::new(chunks.map_ok(Frame::data)).boxed_unsync())
 }
 
 /// The segments of a request path, percent-decoded: `.` and empty ones
@@ -343,8 +277,9 @@ fn percent_decode(s: &str) -> Option<Vec<u8>> {
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
         if b == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            let mut digit = || char::from(bytes.next()?).to_digit(16);
+            let high = digit()?;
+            out.push((high * 16 + digit()?) as u8);
         } else {
             out.push(b);
         }
@@ -489,35 +424,4 @@ fn status(code: StatusCode) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// Serves `site` on `listener` until the task is dropped, one task per
-/// connection (HTTP/1.1, keep-alive).
-pub async fn serve(listener: TcpListener, site: Arc<Site>) -> io::Result<()> {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of file descriptors and the like: wait, don't spin.
-            Err(error) => {
-                eprintln!("accept: {error}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Send each chunk when it is ready (nginx: tcp_nodelay on).
-        stream.set_nodelay(true)?;
-        let site = Arc::clone(&site);
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let site = Arc::clone(&site);
-                async move { Ok::<_, Infallible>(site.handle(request).await) }
-            });
-            // Errors here are clients going away mid-response, or bad
-            // requests that hyper already answered with a 4xx.
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }

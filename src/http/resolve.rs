@@ -1,0 +1,297 @@
+//! From a request path to an open file that cannot lie outside the root.
+//!
+//! ```text
+//!   "/a/%2e%2e/b" ─> segments (decoded; `..`, `/`, NUL refused: 403)
+//!                 ─> openat2(root_fd, "a/b", RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+//!                    (or, without openat2: canonicalize, then check the prefix)
+//!                 ─> a directory? its index.html, if enabled
+//! ```
+
+use std::ffi::{CString, OsString};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use http::StatusCode;
+
+/// What a service serves.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// The tree under a directory; a directory's `index.html` if
+    /// `index_html`.
+    Dir { root: PathBuf, index_html: bool },
+    /// One file, whatever the request path.
+    File(PathBuf),
+}
+
+/// The file a request names, opened.
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// Its path (relative to the root for a directory), for its type and
+    /// its precompressed siblings.
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+}
+
+impl Source {
+    /// Finds and opens the regular file that `uri_path` names.
+    pub(crate) fn find(&self, uri_path: &str) -> Result<Found, StatusCode> {
+        let (root, index_html) = match self {
+            Source::File(path) => {
+                let file = open_regular(path, None).map_err(|e| status(&e))?;
+                let path = path.clone();
+                return Ok(Found { path, file });
+            }
+            Source::Dir { root, index_html } => (root, *index_html),
+        };
+        let mut path: PathBuf = path_segments(uri_path)?.into_iter().collect();
+        let file = match open_regular(root, Some(&path)) {
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) && index_html => {
+                path.push("index.html");
+                open_regular(root, Some(&path))
+            }
+            opened => opened,
+        };
+        let file = file.map_err(|e| status(&e))?;
+        Ok(Found { path, file })
+    }
+
+    /// Opens `path` + `suffix` (a precompressed sibling), if it is a
+    /// regular file.
+    pub(crate) fn sibling(&self, path: &Path, suffix: &str) -> Option<File> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match self {
+            Source::File(_) => open_regular(Path::new(&name), None).ok(),
+            Source::Dir { root, .. } => open_regular(root, Some(Path::new(&name))).ok(),
+        }
+    }
+}
+
+/// The status for a failure to find a file.
+fn status(error: &io::Error) -> StatusCode {
+    match error.raw_os_error() {
+        // EXDEV: openat2 found the path leads out of the root; ELOOP: a
+        // magic link, or a loop of symlinks.
+        Some(libc::EXDEV | libc::ELOOP | libc::EACCES | libc::EPERM) => StatusCode::FORBIDDEN,
+        Some(libc::ENOENT | libc::ENOTDIR | libc::EISDIR | libc::ENAMETOOLONG) => {
+            StatusCode::NOT_FOUND
+        }
+        _ => match error.kind() {
+            io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+            io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+    }
+}
+
+/// Opens a regular file for reading: `path` itself, or `relative` beneath
+/// the directory `path`. `EISDIR` for a directory, `InvalidInput` for
+/// anything else that is not a regular file (a FIFO is never waited on).
+fn open_regular(path: &Path, relative: Option<&Path>) -> io::Result<File> {
+    let file = match relative {
+        None => open_flags().open(path)?,
+        Some(relative) => open_beneath(path, relative)?,
+    };
+    let file_type = file.metadata()?.file_type();
+    if file_type.is_dir() {
+        return Err(io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    if !file_type.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Read-only; `O_NONBLOCK` so that opening a FIFO does not wait for a
+/// writer (the flag does not matter for regular files).
+fn open_flags() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    options
+}
+
+/// Opens `relative` beneath `root`: with `openat2`, the kernel refuses any
+/// step out of `root` (`..`, absolute or escaping symlinks, magic links),
+/// even one swapped in while it resolves.
+fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(root)?;
+    // An empty path names the root itself.
+    let relative = if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    };
+    match openat2(&dir, relative) {
+        // No openat2 (before Linux 5.6) or a seccomp filter that refuses it.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+            open_checked(root, relative)
+        }
+        opened => opened,
+    }
+}
+
+/// The kernel's `struct open_how` (libc's cannot be built outside libc).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+fn openat2(dir: &File, relative: &Path) -> io::Result<File> {
+    let path = CString::new(relative.as_os_str().as_bytes())?;
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `dir` is an open descriptor for the duration of the call,
+    // `path` a NUL-terminated string that outlives it, and `how` an
+    // initialised `open_how` whose size is passed along.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us, and nothing
+    // else owns it.
+    Ok(unsafe { File::from_raw_fd(fd as i32) })
+}
+
+/// The fallback without `openat2`: resolves every symlink and checks that
+/// the result lies in the (resolved) root. Someone who can write inside
+/// the root can swap a directory for a symlink between the check and the
+/// open.
+fn open_checked(root: &Path, relative: &Path) -> io::Result<File> {
+    let root = root.canonicalize()?;
+    let path = root.join(relative).canonicalize()?;
+    if !path.starts_with(&root) {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    }
+    open_flags().open(path)
+}
+
+/// The segments of a request path, percent-decoded: `.` and empty ones
+/// dropped. 400 for a path that is not `/...` or a bad escape, 403 for a
+/// `..` (even encoded) or a segment that decodes to something holding a
+/// `/` (which `Path::join` would take as an absolute path) or a NUL.
+pub(crate) fn path_segments(uri_path: &str) -> Result<Vec<OsString>, StatusCode> {
+    let Some(rest) = uri_path.strip_prefix('/') else {
+        return Err(StatusCode::BAD_REQUEST);
+    };
+    let mut segments = Vec::new();
+    for raw in rest.split('/') {
+        let segment = percent_decode(raw).ok_or(StatusCode::BAD_REQUEST)?;
+        match &segment[..] {
+            b"" | b"." => continue,
+            b".." => return Err(StatusCode::FORBIDDEN),
+            s if s.contains(&b'/') || s.contains(&0) => return Err(StatusCode::FORBIDDEN),
+            _ => segments.push(OsString::from_vec(segment)),
+        }
+    }
+    Ok(segments)
+}
+
+/// `%XX` escapes decoded; `None` for a malformed escape.
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let mut digit = || char::from(bytes.next()?).to_digit(16);
+            let high = digit()?;
+            out.push((high * 16 + digit()?) as u8);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_refuse_dot_dot_and_encoded_slashes() {
+        assert_eq!(path_segments("/a/./b//c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(path_segments("/a%20b").unwrap(), ["a b"]);
+        assert_eq!(path_segments("/a/../b"), Err(StatusCode::FORBIDDEN));
+        assert_eq!(path_segments("/%2e%2E"), Err(StatusCode::FORBIDDEN));
+        assert_eq!(path_segments("/%2fetc"), Err(StatusCode::FORBIDDEN));
+        assert_eq!(path_segments("/a%00"), Err(StatusCode::FORBIDDEN));
+        assert_eq!(path_segments("/%4"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(path_segments("/%+1"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(path_segments("*"), Err(StatusCode::BAD_REQUEST));
+    }
+
+    /// root/{f, sub/g, in -> f, out -> ../secret, abs -> /.../secret}
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        std::fs::write(root.join("f"), "f").unwrap();
+        std::fs::write(root.join("sub/g"), "g").unwrap();
+        std::os::unix::fs::symlink("f", root.join("in")).unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("out")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("abs")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn symlinks_that_lead_out_are_refused_by_both_resolvers() {
+        let dir = tree();
+        let root = dir.path().join("root");
+        for open in [open_beneath, open_checked] {
+            assert!(open(&root, Path::new("sub/g")).is_ok());
+            assert!(open(&root, Path::new("in")).is_ok());
+            for out in ["out", "abs", "sub/../../secret"] {
+                let error = open(&root, Path::new(out)).unwrap_err();
+                assert_eq!(status(&error), StatusCode::FORBIDDEN, "{out}: {error}");
+            }
+            let missing = open(&root, Path::new("nope")).unwrap_err();
+            assert_eq!(status(&missing), StatusCode::NOT_FOUND);
+        }
+    }
+
+    #[test]
+    fn a_directory_is_found_through_its_index_only_when_enabled() {
+        let dir = tree();
+        std::fs::write(dir.path().join("root/sub/index.html"), "i").unwrap();
+        let root = dir.path().join("root");
+        let with = Source::Dir {
+            root: root.clone(),
+            index_html: true,
+        };
+        assert_eq!(
+            with.find("/sub/").unwrap().path,
+            Path::new("sub/index.html")
+        );
+        let without = Source::Dir {
+            root,
+            index_html: false,
+        };
+        assert_eq!(without.find("/sub").unwrap_err(), StatusCode::NOT_FOUND);
+        assert_eq!(without.find("/").unwrap_err(), StatusCode::NOT_FOUND);
+    }
+}
