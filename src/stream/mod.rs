@@ -93,6 +93,12 @@ use writeback::Writeback;
 ///   instead. When more than 4096 mappings are lent out at once, further
 ///   streams hand out copies, which a later truncation does not touch.
 ///
+/// A cut inside a page leaves the start of that page in the file, and its
+/// rest reads as zeros without any fault. The stream checks the file's
+/// length each time it makes pages resident, so a cut made before then is
+/// `UnexpectedEof` like any other; one made later, inside a page already
+/// resident, reads as zeros.
+///
 /// After such an error the stream stays failed, even if the file grows back.
 /// Changes of the file's bytes that are not a truncation are visible through
 /// lent memory: that is the caller's part of the `unsafe` constructor's
