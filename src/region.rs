@@ -328,19 +328,30 @@ pub(crate) const BLOCKING_STEP: u64 = 1 << 20;
 /// pages behind a reading stream, take larger steps.
 pub(crate) const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
 
+/// Regions smaller than this are unmapped on the dropping thread when the
+/// pager is idle (see `Region::drop`).
+const UNMAP_OFF_WORKER: usize = 16 << 20;
+
 impl Drop for Region {
     fn drop(&mut self) {
         // Uncovered while still mapped (the contract of `Cover::new`).
         drop(self.cover.take());
         // SAFETY: `drop` runs once and nothing uses `self.map` after it.
         let map = unsafe { ManuallyDrop::take(&mut self.map) };
-        // Every region is unmapped on the pager, however small: `munmap`
-        // takes the process's memory-map lock for writing, and waits there
-        // behind the pager's populates (82 ms once, with 1024 streams in
-        // `scale --quick`); tearing down the page tables of a populated GiB
-        // takes tens of milliseconds more. Either would stall an async
-        // worker. A pager that cannot take the task drops it, which unmaps
-        // right here: nothing leaks either way.
+        // `munmap` takes the process's memory-map lock for writing, and
+        // waits there behind the pager's populates (82 ms once, with 1024
+        // streams in `scale --quick`); tearing down the page tables of a
+        // populated GiB takes tens of milliseconds more. Either would stall
+        // an async worker, so those go to the pager. A small region while
+        // the pager is idle is unmapped right here: a trip to the pager per
+        // region cost a server of hot 64 KiB ranges a third of its requests
+        // (`SERVERS=mapview CACHES=hot WORKLOADS=ranges bash
+        // benches/serve_bench.sh`: 7730 against 12107 req/s).
+        if map.len() < UNMAP_OFF_WORKER && Pager::current().is_idle() {
+            return;
+        }
+        // A pager that cannot take the task drops it, which unmaps right
+        // here: nothing leaks either way.
         let _ = Pager::current().submit(Arc::default(), move || unmap_in_steps(map));
     }
 }

@@ -7,12 +7,21 @@ mod common;
 
 use common::{eventually, mapped_pages, pattern_file, resident_pages};
 use futures::TryStreamExt;
-use mapview::{MappedFile, StreamOptions};
+use mapview::{MappedFile, StreamOptions, ViewStream};
 use tokio::io::AsyncReadExt;
 
 const MIB: usize = 1 << 20;
 const LEN: usize = 64 * MIB;
 const PAGE: usize = 4096;
+
+/// Reads `len` bytes 64 KiB at a time, as a server or a copy loop does.
+async fn read_in_small_reads(stream: &mut ViewStream, len: usize) -> Vec<u8> {
+    let mut got = vec![0u8; len];
+    for piece in got.chunks_mut(64 << 10) {
+        stream.read_exact(piece).await.unwrap();
+    }
+    got
+}
 
 #[tokio::test]
 async fn pages_behind_the_cursor_leave_the_mapping() {
@@ -21,8 +30,7 @@ async fn pages_behind_the_cursor_leave_the_mapping() {
     // SAFETY: the test's own file; nothing truncates it.
     let map = unsafe { MappedFile::open(&path).unwrap() };
     let mut stream = map.stream(..).unwrap();
-    let mut got = vec![0u8; 48 * MIB];
-    stream.read_exact(&mut got).await.unwrap();
+    let got = read_in_small_reads(&mut stream, 48 * MIB).await;
     assert!(got == data[..48 * MIB]);
 
     // All but the last step behind the cursor is gone from the mapping;
@@ -68,8 +76,7 @@ async fn drop_behind_also_drops_read_pages_from_the_page_cache() {
     let map = unsafe { MappedFile::open(&path).unwrap() };
     let options = StreamOptions::new().drop_behind(true);
     let mut stream = map.stream_with(.., &options).unwrap();
-    let mut got = vec![0u8; 48 * MIB];
-    stream.read_exact(&mut got).await.unwrap();
+    let got = read_in_small_reads(&mut stream, 48 * MIB).await;
     assert!(got == data[..48 * MIB]);
     eventually("the pages read are dropped from the page cache", || {
         resident_pages(&path, 0..40 * MIB) == 0

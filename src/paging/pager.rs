@@ -178,6 +178,12 @@ impl Pager {
         self.read_ahead.held()
     }
 
+    /// Whether the pager has nothing queued and no thread at work: then no
+    /// populate of its holds the process's memory-map lock.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.shared.queue().is_idle()
+    }
+
     /// The budget the prefetchers of streams claim their windows from.
     pub(crate) fn read_ahead(&self) -> &ReadAhead {
         &self.read_ahead

@@ -139,6 +139,11 @@ impl<W> Queue<W> {
         self.threads -= 1;
     }
 
+    /// Whether nothing is queued and no thread is at work.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.tasks.is_empty() && self.idle == self.threads
+    }
+
     /// Threads started and not yet gone.
     pub(crate) fn threads(&self) -> usize {
         self.threads
@@ -240,6 +245,18 @@ mod tests {
         queue.busy();
         assert_eq!(queue.push(task("c").0), Wake::Spawn);
         assert_eq!(queue.threads(), 2);
+    }
+
+    #[test]
+    fn the_queue_is_idle_when_nothing_waits_and_no_thread_works() {
+        let mut queue = Queue::new(2);
+        assert!(queue.is_idle());
+        queue.push(task("a").0);
+        assert!(!queue.is_idle());
+        queue.pop();
+        assert!(!queue.is_idle()); // its thread runs it
+        queue.idle();
+        assert!(queue.is_idle());
     }
 
     #[test]
