@@ -27,11 +27,11 @@
 //!   64-byte round trip then takes about 1 µs, against ~15 µs through a
 //!   Unix socket). An idle pipe costs no CPU and no thread.
 //! - **End of stream.** The reader sees EOF after the writer's `shutdown` or
-//!   drop, once it has read every byte. `shutdown` completes only when the
-//!   reader has read every byte (see [`PipeWriter`]), so a producer may exit
-//!   as soon as it returns, even if its consumer has not opened the pipe
-//!   when it calls it; a consumer that may start first waits for the pipe
-//!   with [`open_wait`].
+//!   drop, once it has read every byte. When `shutdown` returns `Ok`, a
+//!   producer may exit without losing a byte: at once if a reader is
+//!   attached (it holds the shared memory), else once a reader has come and
+//!   read everything (see [`PipeWriter`]). A consumer that may start first
+//!   waits for the pipe with [`open_wait`].
 //! - **Crashes.** When a process dies the kernel closes its end of the
 //!   socket: a reader whose writer died gets `BrokenPipe` as soon as the ring
 //!   is drained (never a hang); a writer whose reader is gone gets
@@ -264,7 +264,7 @@ pub fn open(name: &str) -> io::Result<PipeReader> {
 /// tokio::task::yield_now().await;
 /// let mut writer = mapview::pipe::create(&name, 4096)?;
 /// writer.write_all(b"worth the wait").await?;
-/// writer.shutdown().await?; // returns once the reader has every byte
+/// writer.shutdown().await?; // the reader holds every byte now
 /// assert_eq!(reader.await??, "worth the wait");
 /// # Ok(())
 /// # }

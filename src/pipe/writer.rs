@@ -9,7 +9,7 @@ use tokio::io::AsyncWrite;
 use crate::budget::Budget;
 
 use super::link::Link;
-use super::ring::{Ring, Side, READER_CLOSED, WRITER_CLOSED};
+use super::ring::{Ring, Side, READER_ATTACHED, READER_CLOSED, WRITER_CLOSED};
 use super::spin::Spin;
 
 /// The writing end of a [`pipe`](crate::pipe), made by
@@ -24,13 +24,16 @@ use super::spin::Spin;
 /// # Shutdown and drop
 ///
 /// [`poll_shutdown`](AsyncWrite::poll_shutdown) marks the end of the stream,
-/// which the reader sees as EOF once it has read every byte, and completes
-/// only then: when `shutdown().await` returns `Ok`, the reader has every
-/// byte, so the writer's process may exit. Until a reader comes, it waits;
-/// bound the wait with [`tokio::time::timeout`] if none may come (the
-/// shared memory, bytes and all, stays for a reader as long as this writer
-/// lives). It fails with `BrokenPipe` if the reader goes away with bytes
-/// unread.
+/// which the reader sees as EOF once it has read every byte. When
+/// `shutdown().await` returns `Ok`, nothing written is lost if the writer's
+/// process exits:
+///
+/// - With a reader attached, it completes at once: the reader holds the
+///   shared memory, and every byte in it, until it has read them.
+/// - With none yet, it waits until a reader has come and read every byte
+///   (`pipe::open_wait` lets a consumer start late). Bound the wait with
+///   [`tokio::time::timeout`] if none may come.
+/// - It fails with `BrokenPipe` if the reader went away with bytes unread.
 ///
 /// Dropping the writer marks the end of the stream too, without waiting: a
 /// reader that has opened the pipe still gets every byte, but if none has,
@@ -207,11 +210,18 @@ impl AsyncWrite for PipeWriter {
         Poll::Ready(self.ring.check())
     }
 
-    /// Marks the end of the stream and waits until the reader has read
-    /// every byte: see [`PipeWriter`].
+    /// Marks the end of the stream, and without a reader attached, waits
+    /// until one has read every byte: see [`PipeWriter`].
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.close()?;
+        // Damage the ring took (a truncation, a corrupt header) is reported
+        // here too, before the reader is trusted with the bytes.
+        this.ring.check()?;
+        this.ring.check_end()?;
+        if this.ring.state()? & READER_ATTACHED != 0 && !this.reader_gone()? {
+            return Poll::Ready(Ok(()));
+        }
         let capacity = this.ring.capacity();
         ready!(this.poll_free(cx, capacity))?;
         Poll::Ready(Ok(()))
