@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Load comparison on loopback of three static file servers, all serving one
-# 1 GiB file:
+# Load comparison on loopback of static file servers, all serving one 1 GiB
+# file:
 #   mapview   cargo run --release --features http --example serve -- PATH
-#   tokio-fs  the same example with --backend tokio-fs (tokio::fs::File +
-#             tokio_util::io::ReaderStream, what tower-http's ServeDir does,
-#             with its 64 KiB chunks)
-#   tokio-fs-256k  the same with mapview's 256 KiB chunks
+#             (mapview::http::ServeDir on hyper)
+#   tower-http  tower-http's ServeDir on hyper, served the same way (the
+#             baseline: benches/src/bin/tower_http_serve.rs)
+#   tokio-fs  the serve example with --backend tokio-fs (tokio::fs::File +
+#             tokio_util::io::ReaderStream, as tower-http reads, 64 KiB chunks)
+#   tokio-fs-256k  the same with mapview's 256 KiB chunks (not by default)
 #   nginx     Debian's nginx: sendfile on, tcp_nodelay on, tcp_nopush off,
 #             2 workers (the ceiling)
 # Workloads, each with a hot page cache and a cold one (the file's pages
@@ -24,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}                # seconds per run
-SERVERS=${SERVERS:-"mapview tokio-fs tokio-fs-256k nginx"}
+SERVERS=${SERVERS:-"mapview tower-http tokio-fs nginx"}
 CACHES=${CACHES:-"hot cold"}
 WORKLOADS=${WORKLOADS:-"download ranges"}
 if [ "$(nproc)" -ge 2 ]; then
@@ -47,7 +49,9 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --features http --example serve
+cargo build --release -p mapview-benches --bin tower_http_serve
 SERVE=target/release/examples/serve
+TOWER_HTTP=target/release/tower_http_serve
 
 # Not /tmp: it may be a tmpfs, where "cold" means nothing.
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/serve-bench.XXXXXX")
@@ -128,6 +132,7 @@ start_server() {
     fi
     case $1 in
     mapview) taskset -c "$SERVER_CPUS" "$SERVE" --addr "127.0.0.1:$PORT" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
+    tower-http) taskset -c "$SERVER_CPUS" "$TOWER_HTTP" "127.0.0.1:$PORT" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
     tokio-fs) taskset -c "$SERVER_CPUS" "$SERVE" --backend tokio-fs --addr "127.0.0.1:$PORT" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
     tokio-fs-256k) taskset -c "$SERVER_CPUS" "$SERVE" --backend tokio-fs --chunk-kib 256 --addr "127.0.0.1:$PORT" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
     nginx) taskset -c "$SERVER_CPUS" "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/$1.log" 2>&1 & ;;
@@ -220,9 +225,9 @@ ratio() { # ratio A B, or - when either is missing
 }
 
 echo
-ROW='| %-26s | %8s | %8s | %13s | %8s | %10s | %15s | %9s |\n'
+ROW='| %-26s | %8s | %10s | %8s | %8s | %13s | %11s | %9s |\n'
 # shellcheck disable=SC2059
-printf "$ROW" workload mapview tokio-fs tokio-fs-256k nginx "vs tokio-fs" "vs tokio-fs-256k" "vs nginx"
+printf "$ROW" workload mapview tower-http tokio-fs nginx "vs tower-http" "vs tokio-fs" "vs nginx"
 # shellcheck disable=SC2059
 printf "$ROW" --- ---: ---: ---: ---: ---: ---: ---:
 for cache in hot cold; do
@@ -230,8 +235,8 @@ for cache in hot cold; do
         "ranges rps req/s" "ranges p99 p99 ms"; do
         read -r workload key unit <<<"$metric"
         m=${RESULT[mapview,$cache,$workload,$key]:-}
+        w=${RESULT[tower-http,$cache,$workload,$key]:-}
         t=${RESULT[tokio-fs,$cache,$workload,$key]:-}
-        t2=${RESULT[tokio-fs-256k,$cache,$workload,$key]:-}
         n=${RESULT[nginx,$cache,$workload,$key]:-}
         case $workload in
         download) label="1 GiB x16 $cache ($unit)" ;;
@@ -239,9 +244,9 @@ for cache in hot cold; do
         esac
         case $key in
         *_cpu) ratios=("" "" "") ;; # busy %: no ratio
-        *) ratios=("$(ratio "$m" "$t")" "$(ratio "$m" "$t2")" "$(ratio "$m" "$n")") ;;
+        *) ratios=("$(ratio "$m" "$w")" "$(ratio "$m" "$t")" "$(ratio "$m" "$n")") ;;
         esac
         # shellcheck disable=SC2059
-        printf "$ROW" "$label" "${m:--}" "${t:--}" "${t2:--}" "${n:--}" "${ratios[@]}"
+        printf "$ROW" "$label" "${m:--}" "${w:--}" "${t:--}" "${n:--}" "${ratios[@]}"
     done
 done
