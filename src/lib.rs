@@ -155,7 +155,8 @@
 //! | [`MappedFile::view`], [`view_mut`](MappedFile::view_mut) | briefly (`mmap`) | no |
 //! | reading or writing a [`View`] / [`ViewMut`] | on a page fault, until the disk delivers the page | no |
 //! | [`ViewMut::flush`], [`flush_range`](ViewMut::flush_range) | until the bytes are durable | no |
-//! | [`MappedFile::stream`], [`ViewStream`] polls, [`Chunks`] | no: the waiting happens in the background | yes (`stream` must be called inside one) |
+//! | [`MappedFile::stream`] | briefly (`mmap`) | yes |
+//! | [`ViewStream`] polls, [`Chunks`] | no: the waiting happens on the [`Pager`] | yes |
 //! | [`Tail::follow`], [`pipe::create`], [`pipe::open`] | briefly (`open`, `mmap`) | yes, with IO enabled |
 //!
 //! So in async code, use streams, or move random access to cold pages and
