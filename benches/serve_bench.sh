@@ -5,9 +5,6 @@
 #             (mapview::http::ServeDir on hyper)
 #   tower-http  tower-http's ServeDir on hyper, served the same way (the
 #             baseline: benches/src/bin/tower_http_serve.rs)
-#   tokio-fs  the serve example with --backend tokio-fs (tokio::fs::File +
-#             tokio_util::io::ReaderStream, as tower-http reads, 64 KiB chunks)
-#   tokio-fs-256k  the same with mapview's 256 KiB chunks (not by default)
 #   nginx     Debian's nginx: sendfile on, tcp_nodelay on, tcp_nopush off,
 #             2 workers (the ceiling)
 # Workloads, each with a hot page cache and a cold one (the file's pages
@@ -21,12 +18,12 @@
 #
 #   bash benches/serve_bench.sh          # ~3.5 minutes; not run in CI
 #   DURATION=5 SERVERS="mapview nginx" bash benches/serve_bench.sh
-#   SERVERS="mapview tokio-fs" CACHES=cold WORKLOADS=ranges bash benches/serve_bench.sh
+#   SERVERS="mapview tower-http" CACHES=cold WORKLOADS=ranges bash benches/serve_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}                # seconds per run
-SERVERS=${SERVERS:-"mapview tower-http tokio-fs nginx"}
+SERVERS=${SERVERS:-"mapview tower-http nginx"}
 CACHES=${CACHES:-"hot cold"}
 WORKLOADS=${WORKLOADS:-"download ranges"}
 if [ "$(nproc)" -ge 2 ]; then
@@ -133,8 +130,6 @@ start_server() {
     case $1 in
     mapview) taskset -c "$SERVER_CPUS" "$SERVE" --addr "127.0.0.1:$PORT" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
     tower-http) taskset -c "$SERVER_CPUS" "$TOWER_HTTP" "127.0.0.1:$PORT" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
-    tokio-fs) taskset -c "$SERVER_CPUS" "$SERVE" --backend tokio-fs --addr "127.0.0.1:$PORT" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
-    tokio-fs-256k) taskset -c "$SERVER_CPUS" "$SERVE" --backend tokio-fs --chunk-kib 256 --addr "127.0.0.1:$PORT" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
     nginx) taskset -c "$SERVER_CPUS" "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/$1.log" 2>&1 & ;;
     esac
     SERVER_PID=$!
@@ -225,28 +220,27 @@ ratio() { # ratio A B, or - when either is missing
 }
 
 echo
-ROW='| %-26s | %8s | %10s | %8s | %8s | %13s | %11s | %9s |\n'
+ROW='| %-26s | %8s | %10s | %8s | %13s | %9s |\n'
 # shellcheck disable=SC2059
-printf "$ROW" workload mapview tower-http tokio-fs nginx "vs tower-http" "vs tokio-fs" "vs nginx"
+printf "$ROW" workload mapview tower-http nginx "vs tower-http" "vs nginx"
 # shellcheck disable=SC2059
-printf "$ROW" --- ---: ---: ---: ---: ---: ---: ---:
+printf "$ROW" --- ---: ---: ---: ---: ---:
 for cache in hot cold; do
     for metric in "download gbps GB/s" "download server_cpu server CPU" "download client_cpu wrk CPU" \
         "ranges rps req/s" "ranges p99 p99 ms"; do
         read -r workload key unit <<<"$metric"
         m=${RESULT[mapview,$cache,$workload,$key]:-}
         w=${RESULT[tower-http,$cache,$workload,$key]:-}
-        t=${RESULT[tokio-fs,$cache,$workload,$key]:-}
         n=${RESULT[nginx,$cache,$workload,$key]:-}
         case $workload in
         download) label="1 GiB x16 $cache ($unit)" ;;
         ranges) label="64 KiB x64 $cache ($unit)" ;;
         esac
         case $key in
-        *_cpu) ratios=("" "" "") ;; # busy %: no ratio
-        *) ratios=("$(ratio "$m" "$w")" "$(ratio "$m" "$t")" "$(ratio "$m" "$n")") ;;
+        *_cpu) ratios=("" "") ;; # busy %: no ratio
+        *) ratios=("$(ratio "$m" "$w")" "$(ratio "$m" "$n")") ;;
         esac
         # shellcheck disable=SC2059
-        printf "$ROW" "$label" "${m:--}" "${w:--}" "${t:--}" "${n:--}" "${ratios[@]}"
+        printf "$ROW" "$label" "${m:--}" "${w:--}" "${n:--}" "${ratios[@]}"
     done
 done

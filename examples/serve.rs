@@ -5,28 +5,23 @@
 //!
 //! ```sh
 //! cargo run --release --features http --example serve -- [--addr 127.0.0.1:8080] [PATH]
-//!     [--backend mapview|tokio-fs] [--chunk-kib N] [--open-file-cache SECS]
+//!     [--chunk-kib N] [--open-file-cache SECS]
 //! ```
 //!
 //! Serves the file or directory tree at PATH (nothing outside it: `..`,
 //! encoded slashes and symlinks that lead out are refused) with
 //! [`ServeDir`] or [`ServeFile`]. Without PATH it makes a 1 GiB sample file
-//! in a temporary directory (removed on Ctrl-C). `--backend tokio-fs`
-//! serves with `tokio::fs::File` + `ReaderStream` instead, for comparison
-//! (`benches/serve_bench.sh`); `--chunk-kib` sets the body chunk size
-//! (default 256 KiB for mapview, 64 KiB, tower-http's, for tokio-fs);
-//! `--open-file-cache SECS` shares opened files across requests for that
-//! long (mapview only; see `ServeDir::open_file_cache`).
-
-#[path = "serve/tokio_fs.rs"]
-mod tokio_fs;
+//! in a temporary directory (removed on Ctrl-C). `--chunk-kib` sets the
+//! body chunk size (default 256 KiB); `--open-file-cache SECS` shares
+//! opened files across requests for that long (see
+//! `ServeDir::open_file_cache`). `benches/serve_bench.sh` compares it with
+//! tower-http's `ServeDir` and nginx.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,15 +38,8 @@ use tower_service::Service;
 /// the cache holds descriptors, not mappings).
 const CACHED_FILES: usize = 16_384;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Mapview,
-    TokioFs,
-}
-
 struct Args {
     addr: SocketAddr,
-    backend: Backend,
     chunk_size: Option<usize>,
     cache_for: Option<Duration>,
     path: Option<PathBuf>,
@@ -60,7 +48,6 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-        backend: Backend::Mapview,
         chunk_size: None,
         cache_for: None,
         path: None,
@@ -71,13 +58,6 @@ fn parse_args() -> Result<Args, String> {
             "--addr" => {
                 let addr = argv.next().ok_or("--addr needs a value")?;
                 args.addr = addr.parse().map_err(|e| format!("--addr {addr}: {e}"))?;
-            }
-            "--backend" => {
-                args.backend = match argv.next().as_deref() {
-                    Some("mapview") => Backend::Mapview,
-                    Some("tokio-fs") => Backend::TokioFs,
-                    _ => return Err("--backend is mapview or tokio-fs".into()),
-                }
             }
             "--chunk-kib" => {
                 let kib = argv.next().and_then(|n| n.parse::<usize>().ok());
@@ -131,45 +111,27 @@ async fn main() -> io::Result<()> {
         ),
         false => "/".into(),
     };
-    let (addr, backend) = (listener.local_addr()?, args.backend);
-    println!(
-        "serving {} ({backend:?}) at http://{addr}{url}",
-        path.display()
-    );
+    let addr = listener.local_addr()?;
+    println!("serving {} at http://{addr}{url}", path.display());
     let server = async {
-        match args.backend {
-            Backend::Mapview if path.is_file() => {
-                let mut file = ServeFile::new(&path);
-                if let Some(bytes) = args.chunk_size {
-                    file = file.with_buf_chunk_size(bytes);
-                }
-                if let Some(valid_for) = args.cache_for {
-                    file = file.open_file_cache(valid_for, 1, u64::MAX);
-                }
-                serve(listener, move |request| file.clone().call(request)).await
+        if path.is_file() {
+            let mut file = ServeFile::new(&path);
+            if let Some(bytes) = args.chunk_size {
+                file = file.with_buf_chunk_size(bytes);
             }
-            Backend::Mapview => {
-                let mut dir = ServeDir::new(&path);
-                if let Some(bytes) = args.chunk_size {
-                    dir = dir.with_buf_chunk_size(bytes);
-                }
-                if let Some(valid_for) = args.cache_for {
-                    dir = dir.open_file_cache(valid_for, CACHED_FILES, u64::MAX);
-                }
-                serve(listener, move |request| dir.clone().call(request)).await
+            if let Some(valid_for) = args.cache_for {
+                file = file.open_file_cache(valid_for, 1, u64::MAX);
             }
-            Backend::TokioFs => {
-                let mut site = tokio_fs::Site::new(&path)?;
-                if let Some(bytes) = args.chunk_size {
-                    site = site.chunk_size(bytes);
-                }
-                let site = Arc::new(site);
-                let handle = move |request| {
-                    let site = Arc::clone(&site);
-                    async move { Ok(site.handle(request).await) }
-                };
-                serve(listener, handle).await
+            serve(listener, move |request| file.clone().call(request)).await
+        } else {
+            let mut dir = ServeDir::new(&path);
+            if let Some(bytes) = args.chunk_size {
+                dir = dir.with_buf_chunk_size(bytes);
             }
+            if let Some(valid_for) = args.cache_for {
+                dir = dir.open_file_cache(valid_for, CACHED_FILES, u64::MAX);
+            }
+            serve(listener, move |request| dir.clone().call(request)).await
         }
     };
     tokio::select! {
