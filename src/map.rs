@@ -678,6 +678,15 @@ impl MappedFile {
         let span = range::resolve(range, 0, self.capacity())?;
         ViewStream::new(Arc::clone(&self.object), span, options)
     }
+
+    /// The whole object mapped once, for regions sliced from it: the HTTP
+    /// services serve every response of a cached file from one mapping.
+    /// Blocking (`mmap`).
+    #[cfg(feature = "http")]
+    pub(crate) fn shared_region(&self) -> io::Result<crate::region::Region> {
+        let span = range::resolve(.., 0, self.capacity())?;
+        crate::region::Region::new_shared(Arc::clone(&self.object), span)
+    }
 }
 
 impl AsFd for MappedFile {

@@ -1,11 +1,16 @@
-//! A region: one mapping of part of an object, shared behind an `Arc` by a
+//! A region: part of one mapping of an object, shared behind an `Arc` by a
 //! stream view, its background work and the zero-copy `Bytes` it hands out.
 //!
 //! ```text
 //!   ViewStream ──┐
-//!   prefetch job ┼──> Arc<Region> ──> MmapRaw (start..start+len of the object)
-//!   Bytes chunk ─┘          └───────> Arc<Object> (fd, access, capacity)
+//!   prefetch job ┼──> Arc<Region> ──> Arc<Mapping> ──> MmapRaw (start..start+len of the object)
+//!   Bytes chunk ─┘    (base, len)          └─────────> Arc<Object> (fd, access, capacity)
 //! ```
+//!
+//! A region usually has its mapping to itself. A shared one (an HTTP
+//! server's mapping of a whole file) is sliced into regions for many
+//! streams at no cost: no `mmap` per stream, and no page released behind
+//! any of them.
 //!
 //! Bytes go in and out through [`guarded_copy`](crate::sys::guarded_copy),
 //! so a file truncated underneath yields an error instead of a `SIGBUS`
@@ -16,7 +21,7 @@
 //! zeros instead of killing the reader. When the handler's table is full, the
 //! region hands out copies instead. After a lost page the region is
 //! *poisoned* (the lost pages now read as zeros) and refuses all further
-//! access.
+//! access, as do all regions of its mapping.
 
 use std::io;
 use std::mem::ManuallyDrop;
@@ -32,12 +37,29 @@ use crate::range::{steps, Span};
 use crate::sys::{self, Cover, Guarded, Populate};
 use crate::Pager;
 
-/// One mapping of `span` of an object.
+/// A part of one mapping of an object: the whole mapping, as [`new`]
+/// makes it, or a slice of another region's mapping, as [`slice`] makes it.
+///
+/// [`new`]: Region::new
+/// [`slice`]: Region::slice
 #[derive(Debug)]
 pub(crate) struct Region {
+    mapping: Arc<Mapping>,
+    /// Where the region starts in the mapping.
+    base: usize,
+    len: usize,
+    /// Whether other regions may share the mapping (made by `new_shared`,
+    /// or a slice of such a region): its pages are then never released,
+    /// since another region's reader may be reading them.
+    shared: bool,
+}
+
+/// One mapping of a span of an object, shared by the regions of it.
+#[derive(Debug)]
+struct Mapping {
     /// Taken out only by `drop`.
     map: ManuallyDrop<MmapRaw>,
-    /// Where the region starts in the object.
+    /// Where the mapping starts in the object.
     offset: u64,
     object: Arc<Object>,
     /// Set when a guarded copy lost a page.
@@ -51,25 +73,69 @@ pub(crate) struct Region {
 }
 
 impl Region {
+    /// Maps `span` of `object` for one user (a stream, a tail): blocking
+    /// (`mmap` takes the process's memory-map lock).
     pub(crate) fn new(object: Arc<Object>, span: Span) -> io::Result<Self> {
-        Ok(Self {
-            map: ManuallyDrop::new(object.map_raw(span)?),
+        Self::map(object, span, false)
+    }
+
+    /// Maps `span` of `object` for regions [`slice`](Self::slice)d from it,
+    /// which many users share: blocking, as [`new`](Self::new).
+    #[cfg(feature = "http")]
+    pub(crate) fn new_shared(object: Arc<Object>, span: Span) -> io::Result<Self> {
+        Self::map(object, span, true)
+    }
+
+    fn map(object: Arc<Object>, span: Span, shared: bool) -> io::Result<Self> {
+        let map = object.map_raw(span)?;
+        let len = map.len();
+        let mapping = Mapping {
+            map: ManuallyDrop::new(map),
             offset: span.start,
             object,
             poisoned: AtomicBool::new(false),
             cover: OnceLock::new(),
             loans: AtomicUsize::new(0),
+        };
+        Ok(Self {
+            mapping: Arc::new(mapping),
+            base: 0,
+            len,
+            shared,
         })
+    }
+
+    /// The bytes `range` of this region (made by
+    /// [`new_shared`](Self::new_shared)), as a region of their own over the
+    /// same mapping: no system call, and safe to call on an async worker.
+    ///
+    /// # Panics
+    ///
+    /// If `range` does not lie inside the region, or the region was not
+    /// made to be shared (bugs of the caller).
+    #[cfg(feature = "http")]
+    pub(crate) fn slice(&self, range: Range<u64>) -> Self {
+        assert!(self.shared, "only a shared region is sliced");
+        assert!(
+            range.start <= range.end && range.end <= self.len(),
+            "slice out of the region"
+        );
+        Self {
+            mapping: Arc::clone(&self.mapping),
+            base: self.base + range.start as usize,
+            len: (range.end - range.start) as usize,
+            shared: true,
+        }
     }
 
     /// The length of the region in bytes.
     pub(crate) fn len(&self) -> u64 {
-        self.map.len() as u64
+        self.len as u64
     }
 
     /// The object the region maps.
     pub(crate) fn object(&self) -> &Object {
-        &self.object
+        &self.mapping.object
     }
 
     /// A pointer to byte `at` of the region, after checking that
@@ -81,19 +147,21 @@ impl Region {
             end.is_some_and(|end| end <= self.len()),
             "region access out of bounds"
         );
-        // SAFETY: `at + len <= self.len()`, so the offset stays inside the mapping.
-        Ok(unsafe { self.map.as_mut_ptr().add(at as usize) })
+        // SAFETY: `at + len <= self.len()` and the region lies inside the
+        // mapping, so the offset stays inside the mapping.
+        Ok(unsafe { self.mapping.map.as_mut_ptr().add(self.base + at as usize) })
     }
 
     /// `UnexpectedEof` once a page of the region was lost, in a guarded
     /// copy or under a loan.
     pub(crate) fn check(&self) -> io::Result<()> {
-        let lost_under_loan = self
+        let mapping = &*self.mapping;
+        let lost_under_loan = mapping
             .cover
             .get()
             .and_then(Option::as_ref)
             .is_some_and(Cover::is_poisoned);
-        if lost_under_loan || self.poisoned.load(Ordering::Acquire) {
+        if lost_under_loan || mapping.poisoned.load(Ordering::Acquire) {
             return Err(sys::truncated());
         }
         Ok(())
@@ -101,7 +169,7 @@ impl Region {
 
     fn poison_on_error(&self, result: io::Result<()>) -> io::Result<()> {
         if result.is_err() {
-            self.poisoned.store(true, Ordering::Release);
+            self.mapping.poisoned.store(true, Ordering::Release);
         }
         result
     }
@@ -152,12 +220,13 @@ impl Region {
         Ok(Some(unsafe { std::slice::from_raw_parts(ptr, len) }))
     }
 
-    /// The region's cover, taken on the first call.
+    /// The mapping's cover, taken on the first call.
     fn cover(&self) -> Option<&Cover> {
-        let cover = self.cover.get_or_init(|| {
-            // SAFETY: the whole mapping is ours, mapped in `new`; `drop`
-            // drops the cover before it unmaps.
-            unsafe { Cover::new(self.map.as_ptr(), self.map.len()) }
+        let mapping = &*self.mapping;
+        let cover = mapping.cover.get_or_init(|| {
+            // SAFETY: the whole mapping is ours, mapped in `new`; the
+            // mapping's `drop` drops the cover before it unmaps.
+            unsafe { Cover::new(mapping.map.as_ptr(), mapping.map.len()) }
         });
         cover.as_ref()
     }
@@ -218,8 +287,8 @@ impl Region {
     /// Whether the object's file reaches past `range` (of the region): one
     /// `fstat`.
     pub(crate) fn file_covers(&self, range: &Range<u64>) -> bool {
-        let size = self.object.file.metadata().map(|m| m.len());
-        size.is_ok_and(|size| size >= self.offset + range.end)
+        let size = self.object().file.metadata().map(|m| m.len());
+        size.is_ok_and(|size| size >= self.object_offset(range.end))
     }
 
     /// Starts writing the dirty pages of `range` to the file, and with
@@ -227,12 +296,17 @@ impl Region {
     /// flush). Blocking.
     pub(crate) fn write_back(&self, range: Range<u64>, wait: bool) -> io::Result<()> {
         let len = range.end - range.start;
-        sys::write_back(&self.object.file, self.offset + range.start, len, wait)
+        sys::write_back(
+            &self.object().file,
+            self.object_offset(range.start),
+            len,
+            wait,
+        )
     }
 
     /// Where byte `at` of the region lies in its object.
     pub(crate) fn object_offset(&self, at: u64) -> u64 {
-        self.offset + at
+        self.mapping.offset + self.base as u64 + at
     }
 
     /// Drops the page-table entries of the whole pages inside `range`
@@ -241,8 +315,11 @@ impl Region {
     /// page still mapped, with a TLB flush of its own; for pages no longer
     /// mapped there is nothing to protect. The next touch of such a page
     /// faults it in again.
+    ///
+    /// A region that shares its mapping releases nothing: another region's
+    /// reader may be reading those pages, and would fault them in again.
     pub(crate) fn release(&self, range: Range<u64>) -> io::Result<()> {
-        if self.object.access == Access::CopyOnWrite {
+        if self.shared || self.object().access == Access::CopyOnWrite {
             return Ok(());
         }
         let len = (range.end - range.start) as usize;
@@ -257,10 +334,11 @@ impl Region {
     /// zero-copy `Bytes` of the region is still alive: memory behind a live
     /// loan is never touched. Returns whether it released.
     ///
-    /// Only the region's own stream makes loans, so once it sees none here,
-    /// none appears until its next poll, which lends ahead of the range.
+    /// Only the region's own stream makes loans of a mapping that is not
+    /// shared, so once it sees none here, none appears until its next poll,
+    /// which lends ahead of the range.
     pub(crate) fn release_unlent(&self, range: Range<u64>) -> io::Result<bool> {
-        if self.loans.load(Ordering::Acquire) > 0 {
+        if self.shared || self.mapping.loans.load(Ordering::Acquire) > 0 {
             return Ok(false);
         }
         self.release(range)?;
@@ -271,7 +349,7 @@ impl Region {
     /// once. Blocking: call it off the async workers.
     pub(crate) fn drop_cached(&self, range: Range<u64>) -> io::Result<()> {
         sys::drop_cached(
-            &self.object.file,
+            &self.object().file,
             self.object_offset(range.start),
             range.end - range.start,
         )
@@ -283,8 +361,10 @@ impl Region {
     /// `msync` succeeds on pages that a truncation took away, so the file's
     /// length is checked after it: bytes past the end are not in the file.
     pub(crate) fn sync(&self, range: Range<u64>) -> io::Result<()> {
-        self.map
-            .flush_range(range.start as usize, (range.end - range.start) as usize)?;
+        let len = (range.end - range.start) as usize;
+        self.mapping
+            .map
+            .flush_range(self.base + range.start as usize, len)?;
         if !self.file_covers(&range) {
             return Err(sys::truncated());
         }
@@ -332,7 +412,7 @@ pub(crate) const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
 /// pager is idle (see `Region::drop`).
 const UNMAP_OFF_WORKER: usize = 16 << 20;
 
-impl Drop for Region {
+impl Drop for Mapping {
     fn drop(&mut self) {
         // Uncovered while still mapped (the contract of `Cover::new`).
         drop(self.cover.take());
@@ -398,7 +478,7 @@ struct Loan {
 
 impl Loan {
     fn new(region: Arc<Region>, at: u64, len: usize) -> Self {
-        region.loans.fetch_add(1, Ordering::Relaxed);
+        region.mapping.loans.fetch_add(1, Ordering::Relaxed);
         Self { region, at, len }
     }
 }
@@ -407,16 +487,17 @@ impl Drop for Loan {
     fn drop(&mut self) {
         // Release: the reads of the loan happen before a release that sees
         // the count drop.
-        self.region.loans.fetch_sub(1, Ordering::Release);
+        self.region.mapping.loans.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl AsRef<[u8]> for Loan {
     fn as_ref(&self) -> &[u8] {
-        let ptr = self.region.map.as_ptr();
+        let region = &*self.region;
+        let ptr = region.mapping.map.as_ptr();
         // SAFETY: `Region::bytes` checked that the bytes lie inside the
-        // mapping, which `self.region` keeps mapped and covered: a page lost
+        // region, which `self.region` keeps mapped and covered: a page lost
         // later becomes a readable zero page on the first touch.
-        unsafe { std::slice::from_raw_parts(ptr.add(self.at as usize), self.len) }
+        unsafe { std::slice::from_raw_parts(ptr.add(region.base + self.at as usize), self.len) }
     }
 }

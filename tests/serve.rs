@@ -650,3 +650,74 @@ async fn a_file_truncated_while_cached_gets_an_aborted_body_never_wrong_bytes() 
         .await;
     assert_eq!(head.body, data()[..100]);
 }
+
+/// The start addresses of the mappings of `path` in this process.
+fn mappings_of(path: &Path) -> Vec<String> {
+    let path = path.canonicalize().unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter(|line| line.ends_with(path.to_str().unwrap()))
+        .map(|line| line.split('-').next().unwrap().to_owned())
+        .collect()
+}
+
+/// A range request answered by calling `files` directly, body not read.
+async fn call_range(
+    files: &mut ServeDir,
+    path: &str,
+    range: &str,
+) -> hyper::Response<mapview::http::ResponseBody> {
+    use tower_service::Service;
+    let request = Request::get(path).header("range", range).body(()).unwrap();
+    let Ok(response) = files.call(request).await;
+    response
+}
+
+#[tokio::test]
+async fn ranges_of_a_cached_file_are_slices_of_one_mapping() {
+    let (_dir, root) = tree();
+    let hour = std::time::Duration::from_secs(3600);
+    let mut files = ServeDir::new(&root)
+        .with_buf_chunk_size(4096)
+        .open_file_cache(hour, 100, 1 << 30);
+    let data = data();
+    let mut bodies = Vec::new();
+    for i in 0..8 {
+        let start = i * 50_000 + 1;
+        let range = format!("bytes={start}-{}", start + 99_999);
+        let response = call_range(&mut files, "/data.bin", &range).await;
+        assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+        bodies.push((start, response.into_body()));
+    }
+    // Eight live bodies, each a stream of its own, and one mapping.
+    assert_eq!(mappings_of(&root.join("data.bin")).len(), 1);
+    for (start, body) in bodies {
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, data[start..start + 100_000]);
+    }
+}
+
+#[tokio::test]
+async fn a_revalidated_unchanged_file_keeps_its_mapping_and_a_replaced_one_is_mapped_anew() {
+    let (_dir, root) = tree();
+    let data_path = root.join("data.bin");
+    // Every request revalidates: a lookup and an fstat on the blocking pool.
+    let mut files = ServeDir::new(&root).open_file_cache(std::time::Duration::ZERO, 100, 1 << 30);
+    let first = call_range(&mut files, "/data.bin", "bytes=0-9").await;
+    let mapped = mappings_of(&data_path);
+    assert_eq!(mapped.len(), 1);
+    let second = call_range(&mut files, "/data.bin", "bytes=10-19").await;
+    assert_eq!(mappings_of(&data_path), mapped, "the same mapping");
+    let etag = first.headers()["etag"].clone();
+    assert_eq!(etag, second.headers()["etag"]);
+    drop((first, second));
+
+    let replaced = data().iter().map(|b| b ^ 0xff).collect::<Vec<u8>>();
+    let new = root.join("data.new");
+    std::fs::write(&new, &replaced).unwrap();
+    std::fs::rename(&new, &data_path).unwrap();
+    let third = call_range(&mut files, "/data.bin", "bytes=0-9").await;
+    assert_ne!(third.headers()["etag"], etag);
+    let bytes = third.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(bytes, replaced[..10]);
+}

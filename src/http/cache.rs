@@ -2,16 +2,18 @@
 //! nginx's `open_file_cache`).
 //!
 //! ```text
-//!   request ─> key (path, encodings) ─> fresh entry? ── yes ─> answer on the worker
-//!                                           │                  (no lookup, open or stat)
-//!                                           no (absent, or checked longer ago than `valid_for`)
-//!                                           └─> blocking pool: resolve, open, map ─> insert
+//!   request ─> key (path, encodings) ─> Fresh ───────> answer on the worker: a slice of
+//!                                         │              the file's mapping (no open, no mmap)
+//!                                         ├─ Stale ──> blocking pool: resolve, open, fstat;
+//!                                         │            same device, inode, size and mtime?
+//!                                         │            yes: insert it again, answer from it
+//!                                         └─ Missing (or changed) ─> map the file, insert
 //! ```
 //!
-//! An entry is trusted for `valid_for` after it was opened (never, for
-//! zero); after that the
-//! next request opens the path again, so a file replaced on disk is served
-//! fresh. The cache holds at most `max_entries` entries and `max_bytes`
+//! An entry is trusted for `valid_for` after it was inserted (never, for
+//! zero); after that the next request looks the path up again, so a file
+//! replaced on disk is served fresh, and an unchanged one keeps its
+//! mapping. The cache holds at most `max_entries` entries and `max_bytes`
 //! bytes of files; the least recently used go first.
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +27,27 @@ pub(crate) struct Limits {
     pub(crate) valid_for: Duration,
     pub(crate) max_entries: usize,
     pub(crate) max_bytes: u64,
+}
+
+/// What [`Cache::get`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Lookup<V> {
+    /// A value inserted less than `valid_for` ago: use it as it is.
+    Fresh(V),
+    /// An older value: check it still holds before using it (and insert it
+    /// again if it does).
+    Stale(V),
+    Missing,
+}
+
+impl<V> Lookup<V> {
+    #[cfg(test)]
+    fn fresh(self) -> Option<V> {
+        match self {
+            Lookup::Fresh(value) => Some(value),
+            _ => None,
+        }
+    }
 }
 
 /// A bounded map from keys to shared values, least recently used out
@@ -65,20 +88,24 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         }
     }
 
-    /// The value for `key`, if it was inserted less than `valid_for` before
-    /// `now`; it becomes the most recently used.
-    pub(crate) fn fresh(&self, key: &K, now: Instant) -> Option<V> {
+    /// The value for `key`, fresh if it was inserted less than `valid_for`
+    /// before `now`; it becomes the most recently used.
+    pub(crate) fn get(&self, key: &K, now: Instant) -> Lookup<V> {
         let mut state = self.lock();
         let state = &mut *state;
-        let entry = state.entries.get_mut(key)?;
-        if now.saturating_duration_since(entry.inserted) >= self.limits.valid_for {
-            return None;
+        let Some(entry) = state.entries.get_mut(key) else {
+            return Lookup::Missing;
+        };
+        if let Some(key) = state.by_use.remove(&entry.used) {
+            state.uses += 1;
+            entry.used = state.uses;
+            state.by_use.insert(entry.used, key);
         }
-        let key = state.by_use.remove(&entry.used)?;
-        state.uses += 1;
-        entry.used = state.uses;
-        state.by_use.insert(entry.used, key);
-        Some(entry.value.clone())
+        let value = entry.value.clone();
+        match now.saturating_duration_since(entry.inserted) < self.limits.valid_for {
+            true => Lookup::Fresh(value),
+            false => Lookup::Stale(value),
+        }
     }
 
     /// Keeps `value` (which holds `bytes` bytes) for `key`, in place of any
@@ -147,12 +174,17 @@ mod tests {
         let t0 = Instant::now();
         cache.insert("a", 1, 1, t0);
         assert_eq!(
-            cache.fresh(&"a", t0 + Duration::from_millis(9_999)),
+            cache.get(&"a", t0 + Duration::from_millis(9_999)).fresh(),
             Some(1)
         );
-        assert_eq!(cache.fresh(&"a", t0 + Duration::from_secs(10)), None);
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(cache.get(&"a", later), Lookup::Stale(1));
+        assert_eq!(cache.get(&"b", later), Lookup::Missing);
         cache.insert("a", 2, 1, t0 + Duration::from_secs(11));
-        assert_eq!(cache.fresh(&"a", t0 + Duration::from_secs(12)), Some(2));
+        assert_eq!(
+            cache.get(&"a", t0 + Duration::from_secs(12)).fresh(),
+            Some(2)
+        );
     }
 
     #[test]
@@ -161,11 +193,11 @@ mod tests {
         let now = Instant::now();
         cache.insert("a", 1, 1, now);
         cache.insert("b", 2, 1, now);
-        assert_eq!(cache.fresh(&"a", now), Some(1));
+        assert_eq!(cache.get(&"a", now).fresh(), Some(1));
         cache.insert("c", 3, 1, now);
-        assert_eq!(cache.fresh(&"b", now), None);
-        assert_eq!(cache.fresh(&"a", now), Some(1));
-        assert_eq!(cache.fresh(&"c", now), Some(3));
+        assert_eq!(cache.get(&"b", now).fresh(), None);
+        assert_eq!(cache.get(&"a", now).fresh(), Some(1));
+        assert_eq!(cache.get(&"c", now).fresh(), Some(3));
     }
 
     #[test]
@@ -175,15 +207,15 @@ mod tests {
         cache.insert("a", 1, 60, now);
         cache.insert("b", 2, 30, now);
         cache.insert("c", 3, 30, now);
-        assert_eq!(cache.fresh(&"a", now), None);
-        assert_eq!(cache.fresh(&"b", now), Some(2));
+        assert_eq!(cache.get(&"a", now).fresh(), None);
+        assert_eq!(cache.get(&"b", now).fresh(), Some(2));
         cache.insert("huge", 4, 101, now);
-        assert_eq!(cache.fresh(&"huge", now), None);
-        assert_eq!(cache.fresh(&"c", now), Some(3));
+        assert_eq!(cache.get(&"huge", now).fresh(), None);
+        assert_eq!(cache.get(&"c", now).fresh(), Some(3));
         // Replacing an entry gives back its bytes.
         cache.insert("b", 5, 70, now);
-        assert_eq!(cache.fresh(&"b", now), Some(5));
-        assert_eq!(cache.fresh(&"c", now), Some(3));
+        assert_eq!(cache.get(&"b", now).fresh(), Some(5));
+        assert_eq!(cache.get(&"c", now).fresh(), Some(3));
         assert_eq!(cache.lock().bytes, 100);
     }
 }

@@ -1,6 +1,6 @@
 //! A file opened for a response: its mapping and its validators.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
@@ -9,7 +9,8 @@ use std::time::UNIX_EPOCH;
 
 use super::body::Segment;
 use super::conditional::Validators;
-use crate::MappedFile;
+use crate::region::Region;
+use crate::{MappedFile, StreamOptions, ViewStream};
 
 /// Where a body's first bytes are faulted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,17 +27,65 @@ pub(crate) enum Prefetch {
 /// the mapping holds.
 #[derive(Debug)]
 pub(crate) struct Opened {
-    map: Option<MappedFile>,
+    map: Mapped,
     pub(crate) len: u64,
     pub(crate) validators: Validators,
+    /// Which file, in which version: a later open of the same identity can
+    /// answer from this one.
+    pub(crate) identity: Identity,
+}
+
+/// What a file's bodies come from.
+#[derive(Debug)]
+enum Mapped {
+    /// An empty file: it cannot be mapped, and its bodies are empty anyway.
+    Empty,
+    /// The file, for one response: each body's stream maps its range, and
+    /// releases its pages behind it.
+    Own(MappedFile),
+    /// The whole file mapped once, for the responses of a cache entry:
+    /// each body's stream is a slice of it, with no `mmap`, so a worker
+    /// can make one.
+    Shared(Region),
+}
+
+/// A file's device, inode, size and modification time: a file replaced or
+/// changed on disk has another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Identity {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_nanos: u128,
+}
+
+impl Identity {
+    /// The identity of `file` now. Blocking: `fstat`.
+    pub(crate) fn of(file: &File) -> io::Result<Self> {
+        Ok(Self::from_metadata(&file.metadata()?))
+    }
+
+    fn from_metadata(metadata: &Metadata) -> Self {
+        let mtime_nanos = metadata
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Self {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            len: metadata.len(),
+            mtime_nanos,
+        }
+    }
 }
 
 impl Opened {
-    /// Maps `file`. Blocking: `fstat` and `mmap`.
-    pub(crate) fn map(file: &File) -> io::Result<Self> {
+    /// Maps `file`, for one response or (with `shared`) for every response
+    /// of a cache entry. Blocking: `fstat` and `mmap`.
+    pub(crate) fn map(file: &File, shared: bool) -> io::Result<Self> {
         let metadata = file.metadata()?;
         let map = match metadata.len() {
-            // An empty file cannot be mapped; its body is empty anyway.
             0 => None,
             // The descriptor's own file, reopened through procfs: the path
             // the descriptor was found under may name another file by now.
@@ -48,35 +97,47 @@ impl Opened {
         };
         // What the mapping holds, should the file have changed since fstat.
         let len = map.as_ref().map_or(0, MappedFile::capacity);
-        let modified = metadata.modified().ok();
-        let nanos = modified
-            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
+        let map = match map {
+            None => Mapped::Empty,
+            Some(map) if shared => Mapped::Shared(map.shared_region()?),
+            Some(map) => Mapped::Own(map),
+        };
+        let identity = Identity {
+            len,
+            ..Identity::from_metadata(&metadata)
+        };
         // Strong: a new inode, size or modification time is a new tag.
-        let etag = format!("\"{:x}-{len:x}-{nanos:x}\"", metadata.ino());
+        let etag = format!("\"{:x}-{len:x}-{:x}\"", identity.ino, identity.mtime_nanos);
         Ok(Self {
             map,
             len,
-            validators: Validators { etag, modified },
+            validators: Validators {
+                etag,
+                modified: metadata.modified().ok(),
+            },
+            identity,
         })
     }
 
     /// A body segment of the bytes of `range` (not empty, inside the
-    /// file). Blocking with `Prefetch::Here`.
+    /// file). Blocking with `Prefetch::Here`, or for a file not `shared`.
     pub(crate) fn segment(
         &self,
         range: Range<u64>,
         chunk_size: usize,
         prefetch: Prefetch,
     ) -> io::Result<Segment> {
-        let Some(map) = &self.map else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a range of an empty file",
-            ));
-        };
         let remaining = range.end - range.start;
-        let mut stream = map.stream(range)?;
+        let mut stream = match &self.map {
+            Mapped::Empty => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a range of an empty file",
+                ))
+            }
+            Mapped::Own(map) => map.stream(range)?,
+            Mapped::Shared(whole) => ViewStream::over(whole.slice(range), &StreamOptions::new())?,
+        };
         if prefetch == Prefetch::Here {
             stream.prefetch_blocking(chunk_size as u64)?;
         }

@@ -45,9 +45,14 @@
 //!
 //! Opening and mapping happen on tokio's blocking pool, so the services
 //! must be called inside a tokio runtime. With
-//! [`open_file_cache`](ServeDir::open_file_cache), a file opened for one
-//! request answers the requests for the same path that follow within a set
-//! interval, with no lookup, no open and no trip to the blocking pool.
+//! [`open_file_cache`](ServeDir::open_file_cache), a file is mapped once
+//! for all the requests for its path: within a set interval a request is
+//! answered right on the worker, its body a slice of that mapping (no
+//! lookup, no open, no `mmap`, no trip to the blocking pool; pages not yet
+//! resident are faulted in by the pager in the background). After the
+//! interval, one lookup and `fstat` on the blocking pool tells whether the
+//! path still names the same file (device, inode, size, modification
+//! time): if so, its mapping goes on serving.
 //!
 //! # Examples
 //!

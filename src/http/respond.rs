@@ -12,11 +12,11 @@ use http::request::Parts;
 use http::{Method, Response, StatusCode};
 
 use super::body::ResponseBody;
-use super::cache::{Cache, Limits};
+use super::cache::{Cache, Limits, Lookup};
 use super::conditional::{self, Precondition};
 use super::content_type::content_type;
 use super::encoding::{Encoding, Precompressed};
-use super::file::{Opened, Prefetch};
+use super::file::{Identity, Opened, Prefetch};
 use super::multipart::Multipart;
 use super::range::{self, Selection};
 use super::resolve::Source;
@@ -91,11 +91,17 @@ impl Site {
                 (path, self.precompressed.preferred(&request.headers)),
             )
         });
+        let mut stale = None;
         if let Some((cache, key)) = &key {
-            if let Some(chosen) = cache.fresh(key, Instant::now()) {
-                // Nothing to look up or open: answer here, and let the
-                // body's stream fault pages in in the background.
-                return self.reply(&chosen, &request.headers, head, Prefetch::Background);
+            match cache.get(key, Instant::now()) {
+                // Nothing to look up or open: answer here from a slice of
+                // the file's mapping, and let the body's stream fault
+                // pages in in the background.
+                Lookup::Fresh(chosen) => {
+                    return self.reply(&chosen, &request.headers, head, Prefetch::Background)
+                }
+                Lookup::Stale(chosen) => stale = Some(chosen),
+                Lookup::Missing => {}
             }
         }
         let site = Arc::clone(self);
@@ -104,7 +110,8 @@ impl Site {
         // Lookups, opens and mmap may wait on the disk (or on the process's
         // memory-map lock): one trip to the blocking pool for all of them.
         let answer = move || {
-            let chosen = Arc::new(site.choose(&path, &headers)?);
+            let shared = key.is_some();
+            let chosen = site.choose(&path, &headers, stale, shared)?;
             if let Some((cache, key)) = key {
                 cache.insert(key, Arc::clone(&chosen), chosen.opened.len, Instant::now());
             }
@@ -116,8 +123,15 @@ impl Site {
     }
 
     /// Finds the file for `path`, or its precompressed sibling, and opens
-    /// it. Blocking.
-    fn choose(&self, path: &str, request: &HeaderMap) -> Result<Chosen, StatusCode> {
+    /// it: `stale` itself if that is still the same file, else a new
+    /// mapping (`shared`, for a cache entry). Blocking.
+    fn choose(
+        &self,
+        path: &str,
+        request: &HeaderMap,
+        stale: Option<Arc<Chosen>>,
+        shared: bool,
+    ) -> Result<Arc<Chosen>, StatusCode> {
         let found = self.source.find(path)?;
         let sibling = self
             .precompressed
@@ -131,13 +145,21 @@ impl Site {
             Some((file, encoding)) => (file, Some(encoding)),
             None => (found.file, None),
         };
-        let opened = Opened::map(&file).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+        if let Some(stale) = stale {
+            let same = stale.encoding == encoding
+                && stale.path == found.path
+                && Identity::of(&file).ok() == Some(stale.opened.identity);
+            if same {
+                return Ok(stale);
+            }
+        }
+        let opened = Opened::map(&file, shared).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
         let path = found.path;
-        Ok(Chosen {
+        Ok(Arc::new(Chosen {
             path,
             encoding,
             opened,
-        })
+        }))
     }
 
     /// The response to a GET or HEAD answered from `chosen`; `prefetch`

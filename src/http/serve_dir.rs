@@ -173,13 +173,20 @@ impl<F> ServeDir<F> {
         self
     }
 
-    /// Shares opened files across requests, as nginx's `open_file_cache`:
-    /// a request for a path answered less than `valid_for` ago is answered
-    /// from the file opened then, without a lookup, an open or a trip to
-    /// the blocking pool. After `valid_for` the path is opened again, so a
-    /// file replaced on disk is served fresh. At most `max_entries` files
-    /// and `max_bytes` bytes of files are kept, the least recently used
-    /// going first; a file larger than `max_bytes` is never kept.
+    /// Shares opened files and their mappings across requests, as nginx's
+    /// `open_file_cache`: a request for a path answered less than
+    /// `valid_for` ago is answered from the file mapped then, on the async
+    /// worker, without a lookup, an open, an `mmap` or a trip to the
+    /// blocking pool. After `valid_for` the path is looked up again, so a
+    /// file replaced on disk is served fresh, while one that is unchanged
+    /// (same device, inode, size and modification time) keeps its mapping.
+    /// At most `max_entries` files and `max_bytes` bytes of files are
+    /// kept, the least recently used going first; a file larger than
+    /// `max_bytes` is never kept. A cached file stays mapped while it is
+    /// cached: its resident pages (the page cache's, shared by all its
+    /// responses) count in the process's RSS, as `max_bytes` bounds them,
+    /// and are not released behind each response as an uncached file's
+    /// are.
     ///
     /// Off by default. A file truncated while cached gets responses that
     /// end with an error (a cut connection) until `valid_for` has passed.

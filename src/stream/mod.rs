@@ -193,12 +193,14 @@ impl ViewStream {
         span: Span,
         options: &StreamOptions,
     ) -> io::Result<Self> {
-        // Not needed for the background work (the pager runs it), but a
-        // stream polled outside a runtime could not yield to its neighbours.
-        Handle::try_current().map_err(|_| {
-            io::Error::other("MappedFile::stream must be called inside a tokio runtime")
-        })?;
-        let region = Arc::new(Region::new(object, span)?);
+        in_runtime()?;
+        Self::over(Region::new(object, span)?, options)
+    }
+
+    /// A stream over `region`, which may be a slice of a shared mapping.
+    pub(crate) fn over(region: Region, options: &StreamOptions) -> io::Result<Self> {
+        in_runtime()?;
+        let region = Arc::new(region);
         let liveness = Arc::new(());
         let window = Window {
             initial: options.read_ahead,
@@ -551,6 +553,15 @@ impl AsyncSeek for ViewStream {
     fn poll_complete(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
         Poll::Ready(Ok(self.pos))
     }
+}
+
+/// Not needed for the background work (the pager runs it), but a stream
+/// polled outside a runtime could not yield to its neighbours.
+fn in_runtime() -> io::Result<()> {
+    Handle::try_current().map_err(|_| {
+        io::Error::other("MappedFile::stream must be called inside a tokio runtime")
+    })?;
+    Ok(())
 }
 
 impl fmt::Debug for ViewStream {
