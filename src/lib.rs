@@ -91,7 +91,10 @@
 //!   sixteenth of memory, at most 1 GiB, by default): each window is at
 //!   most an equal share of it, so windows shrink as streams open and grow
 //!   back as they close, and prefetched pages are not evicted before their
-//!   readers come.
+//!   readers come. Should memory pressure evict them anyway, the reader
+//!   finds out (one `mincore` as it enters each 1 MiB step, where the
+//!   kernel tells the truth) and has them prefetched again off the worker,
+//!   counted in `stats().evictions`.
 //! - **Memory bounded by the window.** Pages a stream has read leave its
 //!   mapping 8 MiB at a time behind the cursor (`MADV_DONTNEED`: the page
 //!   cache keeps them), so its resident memory and page tables do not grow

@@ -622,3 +622,62 @@ fn a_hot_stream_yields_to_the_other_tasks_of_its_thread() {
         "the other task ran {ticks} times in {elapsed:?}"
     );
 }
+
+#[test]
+fn prefetched_pages_evicted_before_the_reader_gets_there_are_prefetched_again_off_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = 4 << 20;
+    let (path, data) = cold_pattern_file(dir.path(), len);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let map = open(&path);
+    let mut stream = {
+        let _guard = runtime.enter();
+        let window = StreamOptions::new().read_ahead(len as u64);
+        map.stream_with(.., &window).unwrap()
+    };
+    // The reader stops where a step (1 MiB) ends: it checks the pages of
+    // each step as it enters it.
+    let step = 1 << 20;
+    let mut first = vec![0u8; step];
+    runtime.block_on(stream.read_exact(&mut first)).unwrap();
+    eventually("the whole file is prefetched", || {
+        common::mapped_pages(&path, 0..len) == len / 4096
+    });
+
+    // Memory pressure takes the prefetched pages before the reader comes.
+    common::evict_mapped(&path);
+    assert!(resident_pages(&path, step..len) == 0, "eviction failed");
+    let faults = major_faults_of_this_thread();
+    let mut rest = vec![0u8; len - step];
+    {
+        let mut read = tokio_test::task::spawn(stream.read_exact(&mut rest));
+        {
+            let _paused = Pager::current().pause();
+            // The reader notices and waits for the pager, rather than
+            // fault the pages in from the disk on this thread.
+            assert_pending!(read.poll());
+        }
+        eventually("the pager prefetches them again", || read.is_woken());
+        while read.poll().is_pending() {
+            eventually("the next step", || read.is_woken());
+        }
+    }
+    assert_eq!(major_faults_of_this_thread() - faults, 0);
+    assert!(first == data[..step]);
+    assert!(rest == data[step..]);
+    assert!(stream.stats().evictions >= 1);
+}
+
+/// Major faults of the calling thread so far.
+fn major_faults_of_this_thread() -> i64 {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid for writes; RUSAGE_THREAD is this thread.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
+        0
+    );
+    usage.ru_majflt
+}

@@ -168,6 +168,12 @@ pub struct StreamStats {
     /// Polls that returned `Pending` because the pages ahead were not yet
     /// resident.
     pub stalls: u64,
+    /// Times the reader found pages prefetched for it evicted by memory
+    /// pressure before it got to them, and had them prefetched again (off
+    /// the worker) rather than fault them in from the disk on its thread.
+    /// Counted where `mincore` tells the truth (see the
+    /// [crate docs](crate#how-a-stream-never-stalls-its-executor)).
+    pub evictions: u64,
 }
 
 /// Tells whether the background work of a stream has ended, from
@@ -294,6 +300,7 @@ impl ViewStream {
             flushed_bytes: self.writeback.flushed_bytes,
             dirty_bytes: self.writeback.dirty_bytes(),
             stalls: self.prefetch.stalls,
+            evictions: self.prefetch.evictions,
         }
     }
 

@@ -86,7 +86,12 @@ pub(crate) struct Prefetcher {
     /// cursor moves).
     claimed_end: u64,
     trust_mincore: bool,
+    /// Resident bytes that `mincore` found still in memory as the reader
+    /// got to them.
+    checked: Range<u64>,
     pub(crate) prefetched_bytes: u64,
+    /// Times the reader found prefetched pages evicted.
+    pub(crate) evictions: u64,
     pub(crate) stalls: u64,
 }
 
@@ -108,7 +113,9 @@ impl Prefetcher {
             claim: Pager::current().read_ahead().join(),
             claimed_end: 0,
             trust_mincore,
+            checked: 0..0,
             prefetched_bytes: 0,
+            evictions: 0,
             stalls: 0,
         }
     }
@@ -147,6 +154,7 @@ impl Prefetcher {
             // Pages faulted in for reading are not yet writable: start over.
             self.mode = mode;
             self.resident = pos..pos;
+            self.checked = 0..0;
             self.claimed_end = pos;
             self.error = None;
         }
@@ -155,8 +163,15 @@ impl Prefetcher {
         loop {
             self.collect();
             if self.resident.contains(&pos) {
+                let Some(end) = self.still_resident(pos) else {
+                    // Evicted since they were made resident: take them in
+                    // again off the worker, as after a seek.
+                    self.resident = pos..pos;
+                    self.evictions += 1;
+                    continue;
+                };
                 self.read_ahead(pos);
-                return Poll::Ready(Ok(self.resident.end - pos));
+                return Poll::Ready(Ok(end - pos));
             }
             if !self.start_over_at(pos) {
                 if let Some(error) = self.error.take() {
@@ -199,6 +214,28 @@ impl Prefetcher {
         );
     }
 
+    /// How far from `pos` (inside the resident range) the pages are still
+    /// in memory, or `None` if memory pressure evicted them since a job
+    /// made them resident. `mincore` asks once per step as the reader
+    /// enters it: a page-cache lookup per page, for a reader that would
+    /// otherwise take a major fault on its worker. Where `mincore` is not
+    /// truthful, or for writing, the resident range is taken as it is.
+    fn still_resident(&mut self, pos: u64) -> Option<u64> {
+        let end = self.resident.end;
+        if self.mode != Populate::Read || !self.trust_mincore {
+            return Some(end);
+        }
+        if !self.checked.contains(&pos) {
+            let step = pos..end.min(pos.saturating_add(BLOCKING_STEP));
+            if !self.region.is_resident(step.clone()).unwrap_or(true) {
+                self.checked = 0..0;
+                return None;
+            }
+            self.checked = step;
+        }
+        Some(self.checked.end.min(end))
+    }
+
     /// Takes `range` as resident at once if `mincore` (where truthful) says
     /// it is, and the file still reaches that far (a file cut inside a page
     /// keeps that page resident, the rest of it zeros). Only for reading:
@@ -212,6 +249,7 @@ impl Prefetcher {
         if resident {
             self.prefetched_bytes += range.end - range.start;
             self.resident.end = range.end;
+            self.checked = range;
         }
         resident
     }
@@ -284,6 +322,7 @@ impl Prefetcher {
         let seek = self.resident.end != pos;
         if seek {
             self.resident = pos..pos;
+            self.checked = 0..0;
             self.claimed_end = pos;
             self.claim.shrink_to(0);
             self.error = None;

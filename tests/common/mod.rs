@@ -267,3 +267,24 @@ pub fn shm_prefix() -> String {
     let run = std::env::var("MAPVIEW_TEST_RUN").unwrap_or_default();
     format!("{SHM_PREFIX}{run}{}-", std::process::id())
 }
+
+/// Evicts the pages of the file at `path` that this process's only mapping
+/// of it holds, as memory pressure would: drops the mapping's page-table
+/// entries (`MADV_DONTNEED`: the file is mapped shared, so its contents
+/// stay in the file), then the pages from the page cache.
+pub fn evict_mapped(path: &Path) {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read maps");
+    let name = path.to_str().expect("utf-8 path");
+    let mut lines = maps.lines().filter(|line| line.ends_with(name));
+    let line = lines.next().expect("the file is mapped");
+    assert!(lines.next().is_none(), "the file is mapped more than once");
+    let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
+    let start = usize::from_str_radix(start, 16).unwrap();
+    let end = usize::from_str_radix(end, 16).unwrap();
+    // SAFETY: `start..end` is a live shared mapping of a file (per
+    // /proc/self/maps); DONTNEED on it changes no contents, and the next
+    // touch of a page faults it in again.
+    let ret = unsafe { libc::madvise(start as *mut _, end - start, libc::MADV_DONTNEED) };
+    assert_eq!(ret, 0, "madvise");
+    evict(path);
+}
