@@ -21,20 +21,11 @@
 
 use std::future::Future;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::task::coop;
 
-/// How long a stream may be polled back to back before it yields.
-const SLICE: Duration = Duration::from_micros(500);
-
-/// A pause between the starts of two polls longer than this means the task
-/// waited on something else in between: the slice starts over. Shorter
-/// pauses count as running: the copy of a large read and whatever the task
-/// does with the bytes before its next poll keep the thread just as busy.
-/// (At 100 µs, reads of 1 MiB on a loaded machine each looked like a new
-/// start, and the stream never yielded.)
-const GAP: Duration = Duration::from_millis(1);
+use crate::paging::pacing::{GAP, SLICE};
 
 /// The time slice of one stream.
 #[derive(Debug, Default)]

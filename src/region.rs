@@ -33,6 +33,7 @@ use bytes::Bytes;
 use memmap2::MmapRaw;
 
 use crate::object::{Access, Object};
+use crate::paging::pacing::{TEARDOWN_STEP, UNMAP_OFF_WORKER};
 use crate::range::{steps, Span};
 use crate::sys::{self, Cover, Guarded, Populate};
 use crate::Pager;
@@ -392,25 +393,6 @@ impl Region {
         unsafe { sys::is_resident(ptr, len) }
     }
 }
-
-/// Background work on a region's pages goes this many bytes at a time, with
-/// a `sched_yield` in between. Filling or tearing down page tables and
-/// starting writeback are CPU work in the kernel, milliseconds for tens of
-/// MiB, and the scheduler can queue an async worker woken meanwhile behind
-/// such a call on the same CPU for that long (`perf sched` showed 3.8 ms
-/// while the other CPU was idle); in steps, a step's worth at most.
-pub(crate) const BLOCKING_STEP: u64 = 1 << 20;
-
-/// Dropping page tables is cheaper per byte than filling them, and each
-/// step flushes TLBs: in 1 MiB steps it cost `chunks()` of a hot 1 GiB file
-/// ~12% of its throughput (`cargo bench -p mapview-benches --bench read`),
-/// in 8 MiB steps nothing measurable. So the teardown of a region, and the release of
-/// pages behind a reading stream, take larger steps.
-pub(crate) const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
-
-/// Regions smaller than this are unmapped on the dropping thread when the
-/// pager is idle (see `Region::drop`).
-const UNMAP_OFF_WORKER: usize = 16 << 20;
 
 impl Drop for Mapping {
     fn drop(&mut self) {

@@ -1,7 +1,7 @@
 //! The paging engine: the background threads shared by every stream of the
 //! process ([`Pager`]), their scheduling policy (`queue`), and the budget
 //! for the bytes all streams keep resident ahead of their readers
-//! (`read_ahead`).
+//! (`read_ahead`); every pacing constant, with its reason, is in `pacing`.
 //!
 //! ```text
 //!   ViewStream / Tail ── JobSlot::start ──> Pager::submit ──> Queue
@@ -10,6 +10,7 @@
 //!        └──────── progress, result, wake ─── pager thread <───┘ (bounded)
 //! ```
 
+pub(crate) mod pacing;
 mod pager;
 mod queue;
 mod read_ahead;

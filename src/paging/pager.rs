@@ -7,39 +7,16 @@ use std::io;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
-use std::time::Duration;
 
+use super::pacing::{
+    KEEP_ALIVE, LOOKAHEAD, MAX_DEFAULT, MAX_READ_AHEAD, MEMORY_SHARE, PER_CORE, POLICY,
+};
 use super::queue::{Queue, Task, Wake};
 use super::read_ahead::ReadAhead;
 use crate::sys;
 
-/// How long an idle pager thread waits for work before it ends. Long enough
-/// that a busy process keeps its threads between bursts, short enough that
-/// an idle one gives them back.
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
-
-/// The default bound on threads: four per core, so that a few threads can
-/// wait on the disk while others populate, and at most [`MAX_DEFAULT`].
-const PER_CORE: usize = 4;
-
-/// The most threads the default pager starts, whatever the core count.
-const MAX_DEFAULT: usize = 32;
-
-/// The default read-ahead budget: a sixteenth of the machine's memory, and
-/// at most [`MAX_READ_AHEAD`]. Enough for a window of a few MiB for each
-/// of hundreds of streams, little enough that prefetched pages are not
-/// evicted before their readers come.
-const MEMORY_SHARE: u64 = 16;
-
-/// The most the default read-ahead budget takes.
-const MAX_READ_AHEAD: u64 = 1 << 30;
-
 /// A unit of background work.
 type Work = Box<dyn FnOnce() + Send>;
-
-/// How many queued tasks' hints a thread starts when it takes a task: the
-/// reads kept in flight for the streams that wait their turn.
-const LOOKAHEAD: usize = 16;
 
 /// The pager every stream of the process uses, set up on first use.
 static GLOBAL: OnceLock<Pager> = OnceLock::new();
@@ -336,7 +313,7 @@ impl Shared {
     /// A pager thread: runs tasks until none comes for [`KEEP_ALIVE`].
     fn run(&self) {
         // The whole life of the thread: it is the pager's own.
-        let _batch = sys::BatchScheduling::enter();
+        let _background = sys::BackgroundScheduling::enter(POLICY);
         let mut queue = self.queue();
         loop {
             if let Some(Task { work, hint, .. }) = queue.pop() {

@@ -20,15 +20,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::region::BLOCKING_STEP;
-
-/// The most a waiting reader is granted beyond a spent budget: one step of
-/// the background job.
-pub(crate) const FLOOR: u64 = BLOCKING_STEP;
-
-/// The least a waiting reader is granted: a few pages, so that it moves on
-/// however many streams share the budget.
-pub(crate) const MIN_FLOOR: u64 = 64 << 10;
+use super::pacing::{FLOOR, MIN_FLOOR};
 
 /// The budget shared by the streams of a process.
 #[derive(Debug)]

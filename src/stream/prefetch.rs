@@ -31,9 +31,10 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::paging::pacing::BLOCKING_STEP;
 use crate::paging::Claim;
 use crate::range::steps;
-use crate::region::{Region, BLOCKING_STEP};
+use crate::region::Region;
 use crate::stream::job::JobSlot;
 use crate::sys::{self, Populate};
 use crate::Pager;

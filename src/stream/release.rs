@@ -11,7 +11,7 @@
 //! ```
 //!
 //! A step is the stream's share of the read-ahead budget, at least
-//! [`MIN_STEP`] and at most `TEARDOWN_STEP`: so a thousand streams keep
+//! [`RELEASE_MIN_STEP`] and at most `TEARDOWN_STEP`: so a thousand streams keep
 //! about a share behind each cursor and a share ahead, and a lone stream
 //! releases in large steps, whose TLB flushes cost nothing measurable.
 //!
@@ -24,13 +24,10 @@
 use std::io;
 use std::sync::Arc;
 
-use crate::region::{Region, TEARDOWN_STEP};
+use crate::paging::pacing::{RELEASE_MIN_STEP, TEARDOWN_STEP};
+use crate::region::Region;
 use crate::stream::prefetch::Prefetcher;
 use crate::Pager;
-
-/// The smallest step released at once: each release is a system call and a
-/// TLB flush.
-const MIN_STEP: u64 = 256 << 10;
 
 /// The part of a stream's region behind its cursor that it gave back.
 #[derive(Debug)]
@@ -60,7 +57,7 @@ impl Release {
         let step = Pager::current()
             .read_ahead()
             .share()
-            .clamp(MIN_STEP, TEARDOWN_STEP);
+            .clamp(RELEASE_MIN_STEP, TEARDOWN_STEP);
         if pos < self.done.saturating_add(step) {
             return Ok(());
         }

@@ -51,8 +51,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::object::{Access, Backing};
+use crate::paging::pacing::BLOCKING_STEP;
 use crate::range::steps;
-use crate::region::{Region, BLOCKING_STEP};
+use crate::region::Region;
 use crate::stream::job::JobSlot;
 
 /// The largest page-cache folio (a PMD, on x86-64): the kernel writes back

@@ -363,17 +363,13 @@ pub(crate) fn write_back(file: &File, offset: u64, len: u64, wait: bool) -> io::
     }
 }
 
-/// While alive, the calling thread runs under `SCHED_BATCH`: the scheduler
-/// does not let it preempt the thread on its CPU when it wakes up. The
-/// pager's threads run so, because on a busy machine a job woken by its
-/// stream (or by the disk) otherwise took the CPU of the async worker that
-/// woke it, for hundreds of microseconds at a time (`cargo run --release -p
-/// mapview-benches --bin write_latency` shows it as tick lateness). Any
-/// thread may switch between `SCHED_OTHER` and `SCHED_BATCH`; dropping the
-/// guard puts the thread's policy back. Threads under any other policy are
-/// left alone.
+/// While alive, the calling thread runs under a background policy
+/// (`SCHED_BATCH` or `SCHED_IDLE`: see `paging::pacing::POLICY` for why).
+/// Any thread may switch between `SCHED_OTHER` and those; dropping the
+/// guard puts the thread's policy back. Threads under any other policy
+/// (real-time ones) are left alone.
 #[derive(Debug)]
-pub(crate) struct BatchScheduling {
+pub(crate) struct BackgroundScheduling {
     switched: bool,
 }
 
@@ -391,16 +387,16 @@ fn set_policy(policy: libc::c_int) -> bool {
     unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
 }
 
-impl BatchScheduling {
-    /// Switches the calling thread to `SCHED_BATCH` if it runs under
+impl BackgroundScheduling {
+    /// Switches the calling thread to `policy` if it runs under
     /// `SCHED_OTHER`.
-    pub(crate) fn enter() -> Self {
-        let switched = policy() == libc::SCHED_OTHER && set_policy(libc::SCHED_BATCH);
+    pub(crate) fn enter(policy: libc::c_int) -> Self {
+        let switched = self::policy() == libc::SCHED_OTHER && set_policy(policy);
         Self { switched }
     }
 }
 
-impl Drop for BatchScheduling {
+impl Drop for BackgroundScheduling {
     fn drop(&mut self) {
         if self.switched {
             set_policy(libc::SCHED_OTHER);
@@ -417,13 +413,13 @@ pub(crate) fn effective_uid() -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{policy, set_policy, BatchScheduling};
+    use super::{policy, set_policy, BackgroundScheduling};
 
     #[test]
-    fn batch_scheduling_lasts_as_long_as_its_guard() {
+    fn background_scheduling_lasts_as_long_as_its_guard() {
         std::thread::spawn(|| {
             assert_eq!(policy(), libc::SCHED_OTHER);
-            let batch = BatchScheduling::enter();
+            let batch = BackgroundScheduling::enter(libc::SCHED_BATCH);
             assert_eq!(policy(), libc::SCHED_BATCH);
             drop(batch);
             assert_eq!(policy(), libc::SCHED_OTHER);
@@ -433,10 +429,10 @@ mod tests {
     }
 
     #[test]
-    fn batch_scheduling_leaves_other_policies_alone() {
+    fn background_scheduling_leaves_other_policies_alone() {
         std::thread::spawn(|| {
             assert!(set_policy(libc::SCHED_IDLE));
-            drop(BatchScheduling::enter());
+            drop(BackgroundScheduling::enter(libc::SCHED_BATCH));
             assert_eq!(policy(), libc::SCHED_IDLE);
         })
         .join()

@@ -1,0 +1,94 @@
+//! How fast and how much the paging engine works: every pacing constant of
+//! the background work (step sizes, yields, lingering, priority, budgets)
+//! and of the foreground polls, each with the reason for its value.
+//!
+//! ```text
+//!   pager threads   PER_CORE x cores, at most MAX_DEFAULT, under POLICY;
+//!                   idle for KEEP_ALIVE, then gone; LOOKAHEAD hints in flight
+//!   a job           BLOCKING_STEP at a time, sched_yield between steps
+//!   teardown        TEARDOWN_STEP at a time; small regions (< UNMAP_OFF_WORKER)
+//!                   unmapped inline when the pager is idle
+//!   read-ahead      a 1/MEMORY_SHARE of memory, at most MAX_READ_AHEAD, shared;
+//!                   a waiting reader gets its share clamped to MIN_FLOOR..=FLOOR
+//!   release         behind the cursor in steps of the share, RELEASE_MIN_STEP..=TEARDOWN_STEP
+//!   polls           a stream yields after SLICE of back-to-back polls (GAP apart)
+//! ```
+
+use std::time::Duration;
+
+/// The default bound on threads: four per core, so that a few threads can
+/// wait on the disk while others populate, and at most [`MAX_DEFAULT`].
+pub(crate) const PER_CORE: usize = 4;
+
+/// The most threads the default pager starts, whatever the core count.
+pub(crate) const MAX_DEFAULT: usize = 32;
+
+/// How long an idle pager thread waits for work before it ends. Long enough
+/// that a busy process keeps its threads between bursts, short enough that
+/// an idle one gives them back.
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// How many queued tasks' hints a thread starts when it takes a task: the
+/// reads kept in flight for the streams that wait their turn.
+pub(crate) const LOOKAHEAD: usize = 16;
+
+/// The scheduling policy of the pager's threads. Under `SCHED_BATCH` the
+/// scheduler does not let a thread preempt the one on its CPU when it
+/// wakes up: on a busy machine a job woken by its stream (or by the disk)
+/// otherwise took the CPU of the async worker that woke it, for hundreds of
+/// microseconds at a time (`cargo run --release -p mapview-benches --bin
+/// write_latency` shows it as tick lateness). `SCHED_IDLE` would go further
+/// and starve the jobs behind any busy thread, readers included.
+pub(crate) const POLICY: libc::c_int = libc::SCHED_BATCH;
+
+/// Background work on a region's pages goes this many bytes at a time, with
+/// a `sched_yield` in between. Filling or tearing down page tables and
+/// starting writeback are CPU work in the kernel, milliseconds for tens of
+/// MiB, and the scheduler can queue an async worker woken meanwhile behind
+/// such a call on the same CPU for that long (`perf sched` showed 3.8 ms
+/// while the other CPU was idle); in steps, a step's worth at most.
+pub(crate) const BLOCKING_STEP: u64 = 1 << 20;
+
+/// Dropping page tables is cheaper per byte than filling them, and each
+/// step flushes TLBs: in 1 MiB steps it cost `chunks()` of a hot 1 GiB file
+/// ~12% of its throughput (`cargo bench -p mapview-benches --bench read`),
+/// in 8 MiB steps nothing measurable. So the teardown of a region, and the
+/// release of pages behind a reading stream, take larger steps.
+pub(crate) const TEARDOWN_STEP: u64 = 8 * BLOCKING_STEP;
+
+/// Regions smaller than this are unmapped on the dropping thread when the
+/// pager is idle (see `Region`'s mapping's `drop`): a trip to the pager per
+/// region cost a server of hot 64 KiB ranges a third of its requests.
+pub(crate) const UNMAP_OFF_WORKER: usize = 16 << 20;
+
+/// The default read-ahead budget: a sixteenth of the machine's memory, and
+/// at most [`MAX_READ_AHEAD`]. Enough for a window of a few MiB for each
+/// of hundreds of streams, little enough that prefetched pages are not
+/// evicted before their readers come.
+pub(crate) const MEMORY_SHARE: u64 = 16;
+
+/// The most the default read-ahead budget takes.
+pub(crate) const MAX_READ_AHEAD: u64 = 1 << 30;
+
+/// The most a waiting reader is granted beyond a spent budget: one step of
+/// the background job.
+pub(crate) const FLOOR: u64 = BLOCKING_STEP;
+
+/// The least a waiting reader is granted: a few pages, so that it moves on
+/// however many streams share the budget.
+pub(crate) const MIN_FLOOR: u64 = 64 << 10;
+
+/// The smallest step released behind a reading stream at once: each
+/// release is a system call and a TLB flush.
+pub(crate) const RELEASE_MIN_STEP: u64 = 256 << 10;
+
+/// How long a stream may be polled back to back before it yields.
+pub(crate) const SLICE: Duration = Duration::from_micros(500);
+
+/// A pause between the starts of two polls longer than this means the task
+/// waited on something else in between: the slice starts over. Shorter
+/// pauses count as running: the copy of a large read and whatever the task
+/// does with the bytes before its next poll keep the thread just as busy.
+/// (At 100 µs, reads of 1 MiB on a loaded machine each looked like a new
+/// start, and the stream never yielded.)
+pub(crate) const GAP: Duration = Duration::from_millis(1);
