@@ -7,15 +7,16 @@
 //!                 ─> a directory? its index.html, if enabled
 //! ```
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use http::StatusCode;
+
+use crate::sys;
 
 /// What a service serves.
 #[derive(Debug, Clone)]
@@ -133,48 +134,11 @@ fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
     } else {
         relative
     };
-    match openat2(&dir, relative) {
-        // No openat2 (before Linux 5.6) or a seccomp filter that refuses it.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
-            open_checked(root, relative)
-        }
-        opened => opened,
+    match sys::openat2_beneath(&dir, relative)? {
+        Some(file) => Ok(file),
+        // No openat2 here (an old kernel, or a seccomp filter).
+        None => open_checked(root, relative),
     }
-}
-
-/// The kernel's `struct open_how` (libc's cannot be built outside libc).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-fn openat2(dir: &File, relative: &Path) -> io::Result<File> {
-    let path = CString::new(relative.as_os_str().as_bytes())?;
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: `dir` is an open descriptor for the duration of the call,
-    // `path` a NUL-terminated string that outlives it, and `how` an
-    // initialised `open_how` whose size is passed along.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor to us, and nothing
-    // else owns it.
-    Ok(unsafe { File::from_raw_fd(fd as i32) })
 }
 
 /// The fallback without `openat2`: resolves every symlink and checks that
