@@ -722,6 +722,27 @@ async fn a_cached_file_is_served_without_a_lookup_until_the_interval_passes() {
 }
 
 #[tokio::test]
+async fn a_file_rewritten_in_place_is_served_whole_with_a_new_etag_after_the_interval() {
+    use std::os::unix::fs::MetadataExt;
+
+    let zero = std::time::Duration::ZERO;
+    let server = Server::start_with(|files, _| files.open_file_cache(zero, 100, 1 << 30)).await;
+    let page = server.root.join("page.txt");
+    let inode = std::fs::metadata(&page).unwrap().ino();
+    let before = server.get("/files/page.txt", &[]).await;
+    assert_eq!(before.body, "plain");
+    // The same inode, longer than the mapping cached for it.
+    std::fs::write(&page, "rewritten in place").unwrap();
+    assert_eq!(std::fs::metadata(&page).unwrap().ino(), inode);
+    let after = server.get("/files/page.txt", &[]).await;
+    assert_eq!(after.body, "rewritten in place");
+    assert_ne!(after.header(header::ETAG), before.header(header::ETAG));
+    let stale = [(header::IF_NONE_MATCH.as_str(), before.header(header::ETAG))];
+    let revalidated = server.get("/files/page.txt", &stale).await;
+    assert_eq!(revalidated.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_file_truncated_while_cached_gets_an_aborted_body_never_wrong_bytes() {
     let hour = std::time::Duration::from_secs(3600);
     let server = Server::start_with(|files, _| files.open_file_cache(hour, 100, 1 << 30)).await;
