@@ -1,5 +1,6 @@
 //! [`MappedFile`], the mapping object, and its builder [`MapOptions`].
 
+use std::fmt;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::ops::RangeBounds;
@@ -209,39 +210,136 @@ impl MapOptions {
     /// ```
     pub unsafe fn open(&self, path: impl AsRef<Path>) -> io::Result<MappedFile> {
         let path = path.as_ref();
-        let writable = self.access == Access::ReadWrite;
-        if self.create && !writable {
+        if self.create && self.access != Access::ReadWrite {
             return Err(invalid_input("creating a file needs Access::ReadWrite"));
         }
-        let (file, metadata, created) = self.open_file(path)?;
-        let len = metadata.len();
-        let capacity = self.capacity.unwrap_or(len);
-        if len < capacity {
-            if !writable {
-                return Err(invalid_input(format!(
-                    "{} is {len} bytes, shorter than the capacity {capacity}; \
-                     only Access::ReadWrite grows a file",
-                    path.display()
-                )));
-            }
-            if let Err(e) = sys::grow(&file, len, capacity) {
-                undo_grow(path, &file, &metadata, created);
-                return Err(e);
+        let (file, metadata, created) = self.open_path(path)?;
+        match self.fit(&file, metadata.len(), &path.display()) {
+            Ok(capacity) => Ok(self.persisted(file, capacity)),
+            Err(e) => {
+                if created {
+                    remove_if_same(path, &metadata);
+                }
+                Err(e)
             }
         }
-        Ok(MappedFile::from_object(Object {
-            file,
-            access: self.access,
-            capacity,
-            backing: Backing::Persisted,
-        }))
+    }
+
+    /// Maps `file`, a regular file the caller has opened, with these
+    /// settings (`create` does not apply and is ignored). The mapping object
+    /// owns `file` from now on. Unlike reopening a path, this maps exactly
+    /// the file the descriptor refers to, even if its path has since been
+    /// renamed, removed or replaced.
+    ///
+    /// `file` must have been opened the way the access needs: readable for
+    /// [`Access::Read`] and [`Access::CopyOnWrite`], readable and writable
+    /// (and not append-only) for [`Access::ReadWrite`].
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput` if `file` is not a regular file (a directory, a FIFO,
+    ///   a socket), or is shorter than the capacity and the access is not
+    ///   `ReadWrite`.
+    /// - `PermissionDenied` if `file` was not opened for the access asked
+    ///   (a read-only `File` for `Access::ReadWrite`, a write-only or
+    ///   `O_PATH` one for any access, an append-only one for
+    ///   `Access::ReadWrite`).
+    /// - Any error of growing the file (`StorageFull` if the file system has
+    ///   no room for the capacity; the file is then cut back to its old
+    ///   length) or of its `fstat`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`open`](MapOptions::open): the caller vouches that no other
+    /// process or code changes or truncates the file behind live views in a
+    /// way the program cannot tolerate. That includes code that still holds
+    /// other descriptors of the same file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::fs::{File, OpenOptions};
+    /// use mapview::{Access, MappedFile};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("state.bin");
+    /// let file = OpenOptions::new().read(true).write(true).create(true).open(&path)?;
+    /// let options = MappedFile::options().access(Access::ReadWrite).capacity(4096);
+    /// // SAFETY: this program is the only user of the new file.
+    /// let map = unsafe { options.open_file(file)? };
+    /// map.view_mut(..5)?.copy_from_slice(b"ready");
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 4096);
+    /// // A file opened read-only cannot be mapped for writing.
+    /// // SAFETY: as above.
+    /// let read_only = unsafe { options.open_file(File::open(&path)?) };
+    /// assert_eq!(read_only.unwrap_err().kind(), std::io::ErrorKind::PermissionDenied);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub unsafe fn open_file(&self, file: File) -> io::Result<MappedFile> {
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(invalid_input("the file to map is not a regular file"));
+        }
+        self.check_open_mode(sys::open_mode(&file)?)?;
+        let capacity = self.fit(&file, metadata.len(), &"the file")?;
+        Ok(self.persisted(file, capacity))
     }
 }
 
 impl MapOptions {
+    /// `PermissionDenied` unless a file opened with `mode` can be mapped
+    /// with this access (`mmap` would refuse it, or a write through the
+    /// mapping would fault).
+    fn check_open_mode(&self, mode: sys::OpenMode) -> io::Result<()> {
+        let refusal = match self.access {
+            _ if !mode.read => "a file to map must be opened for reading",
+            Access::ReadWrite if !mode.write => {
+                "Access::ReadWrite needs a file opened for reading and writing"
+            }
+            Access::ReadWrite if mode.append => {
+                "Access::ReadWrite cannot map a file opened for appending"
+            }
+            Access::Read | Access::ReadWrite | Access::CopyOnWrite => return Ok(()),
+        };
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, refusal))
+    }
+
+    /// The capacity to map `file` (`len` bytes long, described as `what` in
+    /// errors) with: the one asked, to which a `ReadWrite` file is grown if
+    /// shorter, or else its length. A file that could not be grown is cut
+    /// back to `len`, giving back what the failed allocation may have taken.
+    fn fit(&self, file: &File, len: u64, what: &dyn fmt::Display) -> io::Result<u64> {
+        let capacity = self.capacity.unwrap_or(len);
+        if len < capacity {
+            if self.access != Access::ReadWrite {
+                return Err(invalid_input(format!(
+                    "{what} is {len} bytes, shorter than the capacity {capacity}; \
+                     only Access::ReadWrite grows a file"
+                )));
+            }
+            if let Err(e) = sys::grow(file, len, capacity) {
+                let _ = file.set_len(len);
+                return Err(e);
+            }
+        }
+        Ok(capacity)
+    }
+
+    /// The mapping object of a persisted `file` of at least `capacity` bytes.
+    fn persisted(&self, file: File, capacity: u64) -> MappedFile {
+        MappedFile::from_object(Object {
+            file,
+            access: self.access,
+            capacity,
+            backing: Backing::Persisted,
+        })
+    }
+
     /// Opens the regular file at `path`, creating it if asked and absent.
     /// Returns it with its metadata, and whether this call created it.
-    fn open_file(&self, path: &Path) -> io::Result<(File, Metadata, bool)> {
+    fn open_path(&self, path: &Path) -> io::Result<(File, Metadata, bool)> {
         let mut options = OpenOptions::new();
         options.read(true).write(self.access == Access::ReadWrite);
         if !self.create {
@@ -265,15 +363,12 @@ impl MapOptions {
     }
 }
 
-/// After growing `file` failed (no room, say), gives back what the failed
-/// allocation may have taken: cuts the file to the length it had (`before`)
-/// and, if this call created it, removes it, as long as `path` still names
-/// it. Best effort: the error of the growth is the one to report.
-fn undo_grow(path: &Path, file: &File, before: &Metadata, created: bool) {
-    let _ = file.set_len(before.len());
-    let ours =
-        || std::fs::metadata(path).is_ok_and(|now| sys::file_id(&now) == sys::file_id(before));
-    if created && ours() {
+/// Removes the file at `path` that a failed `open` created, as long as
+/// `path` still names it (the file of `created`). Best effort: the error of
+/// the `open` is the one to report.
+fn remove_if_same(path: &Path, created: &Metadata) {
+    let same = std::fs::metadata(path).is_ok_and(|now| sys::file_id(&now) == sys::file_id(created));
+    if same {
         let _ = std::fs::remove_file(path);
     }
 }
@@ -313,6 +408,43 @@ impl MappedFile {
     pub unsafe fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         // SAFETY: the caller upholds `MapOptions::open`'s contract.
         unsafe { Self::options().open(path) }
+    }
+
+    /// Maps `file`, an open regular file, read-only; the capacity is its
+    /// length. The mapping object owns `file` from now on. This maps exactly
+    /// the file the descriptor refers to, even if its path has since been
+    /// renamed, removed or replaced; for other settings see
+    /// [`MapOptions::open_file`].
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `file` is not a regular file (a directory, a FIFO,
+    /// a socket); `PermissionDenied` if it was not opened for reading (a
+    /// write-only or `O_PATH` descriptor); any error of its `fstat`.
+    ///
+    /// # Safety
+    ///
+    /// See [`MapOptions::open_file`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("page.html");
+    /// std::fs::write(&path, "<p>hello</p>")?;
+    /// let file = std::fs::File::open(&path)?;
+    /// // The path may name another file by now; the descriptor does not.
+    /// std::fs::remove_file(&path)?;
+    /// // SAFETY: this program is the only user of the file.
+    /// let map = unsafe { mapview::MappedFile::from_file(file)? };
+    /// assert_eq!(&map.view(..)?[..], b"<p>hello</p>");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub unsafe fn from_file(file: File) -> io::Result<Self> {
+        // SAFETY: the caller upholds `MapOptions::open_file`'s contract.
+        unsafe { Self::options().open_file(file) }
     }
 
     /// Opens the file at `path` read-write, creating it if absent and growing

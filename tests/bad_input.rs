@@ -1,5 +1,6 @@
 //! Bad input never hangs, panics or lies: FIFOs where files are expected,
-//! extreme stream settings, failed creations and empty files.
+//! files opened for the wrong access, extreme stream settings, failed
+//! creations and empty files.
 
 mod common;
 
@@ -49,7 +50,9 @@ fn mkfifo(path: &Path) {
 }
 
 #[test]
-fn mapping_a_fifo_is_refused_at_once_not_waited_on() {
+fn mapping_a_fifo_or_a_directory_is_refused_at_once_not_waited_on() {
+    use std::os::unix::fs::OpenOptionsExt;
+
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
     mkfifo(&fifo);
@@ -63,11 +66,108 @@ fn mapping_a_fifo_is_refused_at_once_not_waited_on() {
         }
         .map(drop);
         let create = unsafe { MappedFile::create(&fifo, 4096) }.map(drop);
-        [open, read_write, create]
+        let directory = unsafe { MappedFile::open(fifo.parent().unwrap()) }.map(drop);
+        // Already open: the descriptor is refused the same.
+        let open_fifo = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap()
+        };
+        let open_directory = std::fs::File::open(fifo.parent().unwrap()).unwrap();
+        [
+            open,
+            read_write,
+            create,
+            directory,
+            unsafe { MappedFile::from_file(open_fifo()) }.map(drop),
+            unsafe { MappedFile::options().capacity(4096).open_file(open_fifo()) }.map(drop),
+            unsafe { MappedFile::from_file(open_directory) }.map(drop),
+        ]
     });
-    for err in errors {
-        assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidInput);
+    for (i, err) in errors.into_iter().enumerate() {
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::InvalidInput, "case {i}");
     }
+}
+
+#[test]
+fn mapping_an_open_file_is_refused_for_an_access_it_was_not_opened_for() {
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.bin");
+    std::fs::write(&path, b"original").unwrap();
+    let read_only = || std::fs::File::open(&path).unwrap();
+    let write_only = || OpenOptions::new().write(true).open(&path).unwrap();
+    let appending = || {
+        OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .unwrap()
+    };
+    let path_only = || {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(&path)
+            .unwrap()
+    };
+    let options = |access| MappedFile::options().access(access);
+    let refused = [
+        unsafe { options(Access::ReadWrite).open_file(read_only()) }.map(drop),
+        unsafe { options(Access::ReadWrite).open_file(write_only()) }.map(drop),
+        unsafe { options(Access::ReadWrite).open_file(appending()) }.map(drop),
+        unsafe { MappedFile::from_file(write_only()) }.map(drop),
+        unsafe { MappedFile::from_file(path_only()) }.map(drop),
+        unsafe { options(Access::CopyOnWrite).open_file(write_only()) }.map(drop),
+    ];
+    for (i, err) in refused.into_iter().enumerate() {
+        let err = err.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "case {i}: {err}");
+    }
+
+    // What a read-only file allows: reading, and private copies.
+    let map = unsafe { MappedFile::from_file(read_only()) }.unwrap();
+    assert_eq!(&map.view(..).unwrap()[..], b"original");
+    assert_eq!(
+        map.view_mut(..).unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    let private = unsafe { options(Access::CopyOnWrite).open_file(read_only()) }.unwrap();
+    private.view_mut(..).unwrap().copy_from_slice(b"modified");
+    assert_eq!(std::fs::read(&path).unwrap(), b"original");
+    // Nor is a read-only file grown to a larger capacity.
+    let longer = unsafe { MappedFile::options().capacity(100).open_file(read_only()) };
+    assert_eq!(longer.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 8);
+}
+
+#[test]
+fn an_open_file_mapped_read_write_is_grown_to_the_capacity_and_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.bin");
+    std::fs::write(&path, b"head").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let map = unsafe {
+        MappedFile::options()
+            .access(Access::ReadWrite)
+            .capacity(8192)
+            .open_file(file)
+    }
+    .unwrap();
+    assert_eq!(map.capacity(), 8192);
+    let mut tail = map.view_mut(8188..).unwrap();
+    tail.copy_from_slice(b"tail");
+    tail.flush().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!((&bytes[..4], &bytes[8188..]), (&b"head"[..], &b"tail"[..]));
 }
 
 #[test]
@@ -180,6 +280,10 @@ fn an_empty_file_maps_with_capacity_0_and_empty_views() {
     assert!(view.is_empty());
     view.flush().unwrap();
     view.flush_range(..).unwrap();
+
+    let opened = unsafe { MappedFile::from_file(std::fs::File::open(&path).unwrap()) }.unwrap();
+    assert_eq!(opened.capacity(), 0);
+    assert!(opened.view(..).unwrap().is_empty());
 
     let created = unsafe { MappedFile::create(dir.path().join("new.bin"), 0) }.unwrap();
     assert_eq!(created.capacity(), 0);

@@ -423,6 +423,95 @@ async fn a_symlink_swapped_in_for_a_directory_is_refused() {
     assert_ne!(reply.body, "outside\n");
 }
 
+/// Swaps the paths `a` and `b` atomically (`renameat2(RENAME_EXCHANGE)`):
+/// both always exist, whatever a concurrent lookup sees.
+fn exchange(a: &Path, b: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes()).unwrap();
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes()).unwrap();
+    // SAFETY: two valid C strings that outlive the call.
+    let ret = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    assert_eq!(ret, 0, "renameat2: {}", std::io::Error::last_os_error());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_swapped_in_during_requests_never_serves_bytes_from_outside() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    const SECRET: &[u8] = b"outside the root";
+    let server = Arc::new(Server::start().await);
+    // root/race: a directory with an index.html, or a symlink to a
+    // directory outside the root with one, swapped back and forth.
+    let race = server.root.join("race");
+    std::fs::create_dir(&race).unwrap();
+    std::fs::write(race.join("index.html"), "inside\n").unwrap();
+    let outside = server.root.parent().unwrap().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("index.html"), SECRET).unwrap();
+    let swapped = server.root.join("race-swap");
+    std::os::unix::fs::symlink(&outside, &swapped).unwrap();
+
+    let running = Arc::new(AtomicBool::new(true));
+    let swapper = std::thread::spawn({
+        let (race, swapped, running) = (race.clone(), swapped.clone(), Arc::clone(&running));
+        move || {
+            let start = std::time::Instant::now();
+            let mut swaps = 0u64;
+            while start.elapsed() < std::time::Duration::from_millis(1500) {
+                exchange(&race, &swapped);
+                swaps += 1;
+            }
+            // An even count leaves the real directory in place.
+            if swaps % 2 == 1 {
+                exchange(&race, &swapped);
+            }
+            running.store(false, Ordering::Relaxed);
+        }
+    });
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (server, running) = (Arc::clone(&server), Arc::clone(&running));
+            tokio::spawn(async move {
+                let path = ["/files/race/index.html", "/files/race/"][client % 2];
+                while running.load(Ordering::Relaxed) {
+                    let reply = server.get(path, &[]).await;
+                    assert!(
+                        !reply.body.windows(SECRET.len()).any(|w| w == SECRET),
+                        "{path}: {} served bytes from outside the root",
+                        reply.status
+                    );
+                    match reply.status {
+                        StatusCode::OK => assert_eq!(reply.body, "inside\n", "{path}"),
+                        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {}
+                        status => panic!("{path}: {status}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    swapper.join().unwrap();
+
+    // Either way round, after the race: the directory is served, the
+    // symlink refused.
+    assert_eq!(server.get("/files/race/", &[]).await.body, "inside\n");
+    exchange(&race, &swapped);
+    let reply = server.get("/files/race/index.html", &[]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_ne!(reply.body, SECRET);
+}
+
 #[tokio::test]
 async fn malformed_requests_get_4xx_and_the_server_goes_on() {
     let server = Server::start().await;
@@ -630,6 +719,27 @@ async fn a_cached_file_is_served_without_a_lookup_until_the_interval_passes() {
         fetch(&revalidated, "/files/page.txt").await.unwrap(),
         "replaced"
     );
+}
+
+#[tokio::test]
+async fn a_file_rewritten_in_place_is_served_whole_with_a_new_etag_after_the_interval() {
+    use std::os::unix::fs::MetadataExt;
+
+    let zero = std::time::Duration::ZERO;
+    let server = Server::start_with(|files, _| files.open_file_cache(zero, 100, 1 << 30)).await;
+    let page = server.root.join("page.txt");
+    let inode = std::fs::metadata(&page).unwrap().ino();
+    let before = server.get("/files/page.txt", &[]).await;
+    assert_eq!(before.body, "plain");
+    // The same inode, longer than the mapping cached for it.
+    std::fs::write(&page, "rewritten in place").unwrap();
+    assert_eq!(std::fs::metadata(&page).unwrap().ino(), inode);
+    let after = server.get("/files/page.txt", &[]).await;
+    assert_eq!(after.body, "rewritten in place");
+    assert_ne!(after.header(header::ETAG), before.header(header::ETAG));
+    let stale = [(header::IF_NONE_MATCH.as_str(), before.header(header::ETAG))];
+    let revalidated = server.get("/files/page.txt", &stale).await;
+    assert_eq!(revalidated.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 use std::fs::{File, Metadata};
 use std::io;
 use std::ops::Range;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::time::UNIX_EPOCH;
 
@@ -87,13 +86,13 @@ impl Opened {
         let metadata = file.metadata()?;
         let map = match metadata.len() {
             0 => None,
-            // The descriptor's own file, reopened through procfs: the path
-            // the descriptor was found under may name another file by now.
+            // The descriptor's own file, never its path: the path it was
+            // found under may name another file by now.
             // SAFETY: a file server vouches that the files it serves are
             // not changed in place while it serves them (a changed file
             // would mix old and new bytes in one response, whatever the
             // server). Truncation is covered: the body's stream reports it.
-            _ => Some(unsafe { MappedFile::open(format!("/proc/self/fd/{}", file.as_raw_fd()))? }),
+            _ => Some(unsafe { MappedFile::from_file(file.try_clone()?)? }),
         };
         // What the mapping holds, should the file have changed since fstat.
         let len = map.as_ref().map_or(0, MappedFile::capacity);

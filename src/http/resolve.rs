@@ -3,19 +3,22 @@
 //! ```text
 //!   "/a/%2e%2e/b" ─> segments (decoded; `..`, `/`, NUL refused: 403)
 //!                 ─> openat2(root_fd, "a/b", RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
-//!                    (or, without openat2: canonicalize, then check the prefix)
+//!                    (or, without openat2: canonicalize, check the prefix, open,
+//!                     and check where the opened file lies)
 //!                 ─> a directory? its index.html, if enabled
 //! ```
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use http::StatusCode;
+
+use crate::sys;
 
 /// What a service serves.
 #[derive(Debug, Clone)]
@@ -133,61 +136,32 @@ fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
     } else {
         relative
     };
-    match openat2(&dir, relative) {
-        // No openat2 (before Linux 5.6) or a seccomp filter that refuses it.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
-            open_checked(root, relative)
-        }
-        opened => opened,
+    match sys::openat2_beneath(&dir, relative)? {
+        Some(file) => Ok(file),
+        // No openat2 here (an old kernel, or a seccomp filter).
+        None => open_checked(root, relative),
     }
 }
 
-/// The kernel's `struct open_how` (libc's cannot be built outside libc).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-fn openat2(dir: &File, relative: &Path) -> io::Result<File> {
-    let path = CString::new(relative.as_os_str().as_bytes())?;
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: `dir` is an open descriptor for the duration of the call,
-    // `path` a NUL-terminated string that outlives it, and `how` an
-    // initialised `open_how` whose size is passed along.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor to us, and nothing
-    // else owns it.
-    Ok(unsafe { File::from_raw_fd(fd as i32) })
-}
-
-/// The fallback without `openat2`: resolves every symlink and checks that
-/// the result lies in the (resolved) root. Someone who can write inside
-/// the root can swap a directory for a symlink between the check and the
-/// open.
+/// The fallback without `openat2`: resolves every symlink, checks that the
+/// result lies in the (resolved) root, opens it, and checks again where the
+/// opened file is. A directory swapped for a symlink between the first
+/// check and the open can change which file opens, but not where procfs
+/// says that file lies: one outside the root is refused all the same.
+/// Without procfs mounted nothing opens: the check fails closed.
 fn open_checked(root: &Path, relative: &Path) -> io::Result<File> {
     let root = root.canonicalize()?;
     let path = root.join(relative).canonicalize()?;
+    let outside = || io::Error::from_raw_os_error(libc::EXDEV);
     if !path.starts_with(&root) {
-        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        return Err(outside());
     }
-    open_flags().open(path)
+    let file = open_flags().open(path)?;
+    let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    if !opened.starts_with(&root) {
+        return Err(outside());
+    }
+    Ok(file)
 }
 
 /// The segments of a request path, percent-decoded: `.` and empty ones
@@ -229,6 +203,8 @@ fn percent_decode(s: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::CString;
+
     use super::*;
 
     #[test]
@@ -272,6 +248,50 @@ mod tests {
             let missing = open(&root, Path::new("nope")).unwrap_err();
             assert_eq!(status(&missing), StatusCode::NOT_FOUND);
         }
+    }
+
+    #[test]
+    fn the_fallback_never_opens_a_file_outside_while_a_symlink_is_swapped_in() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let dir = tree();
+        let root = dir.path().join("root");
+        // root/race: a directory, or a symlink to one outside the root,
+        // exchanged atomically back and forth.
+        std::fs::create_dir(root.join("race")).unwrap();
+        std::fs::write(root.join("race/f"), "inside").unwrap();
+        std::fs::create_dir(dir.path().join("outside")).unwrap();
+        std::fs::write(dir.path().join("outside/f"), "outside").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), root.join("swap")).unwrap();
+        let c = |name| CString::new(root.join(name).into_os_string().into_vec()).unwrap();
+        let (race, swap) = (c("race"), c("swap"));
+        let running = Arc::new(AtomicBool::new(true));
+        let swapper = std::thread::spawn({
+            let running = Arc::clone(&running);
+            move || {
+                while running.load(Ordering::Relaxed) {
+                    // SAFETY: two valid C strings that outlive the call.
+                    let ret = unsafe {
+                        libc::renameat2(
+                            libc::AT_FDCWD,
+                            race.as_ptr(),
+                            libc::AT_FDCWD,
+                            swap.as_ptr(),
+                            libc::RENAME_EXCHANGE,
+                        )
+                    };
+                    assert_eq!(ret, 0, "{}", io::Error::last_os_error());
+                }
+            }
+        });
+        for _ in 0..20_000 {
+            if let Ok(file) = open_checked(&root, Path::new("race/f")) {
+                assert_eq!(io::read_to_string(file).unwrap(), "inside");
+            }
+        }
+        running.store(false, Ordering::Relaxed);
+        swapper.join().unwrap();
     }
 
     #[test]

@@ -14,10 +14,14 @@ compile_error!(
 
 pub(crate) mod inotify;
 mod lent;
+#[cfg(feature = "http")]
+mod openat2;
 mod sigbus;
 mod socket;
 mod unix;
 
+#[cfg(feature = "http")]
+pub(crate) use openat2::openat2_beneath;
 pub(crate) use sigbus::{guarded, guarded_copy, guarded_touch, truncated, Cover, Guarded};
 pub(crate) use socket::send_nowait;
 pub(crate) use unix::*;

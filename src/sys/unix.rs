@@ -125,6 +125,32 @@ pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result
     Ok((file, metadata))
 }
 
+/// What an open file description allows, from its status flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpenMode {
+    /// Opened for reading (`O_RDONLY` or `O_RDWR`, not `O_PATH`).
+    pub(crate) read: bool,
+    /// Opened for writing (`O_WRONLY` or `O_RDWR`, not `O_PATH`).
+    pub(crate) write: bool,
+    /// Opened with `O_APPEND`, which the kernel refuses to map shared and
+    /// writable.
+    pub(crate) append: bool,
+}
+
+/// How `file` was opened (`fcntl(F_GETFL)`).
+pub(crate) fn open_mode(file: &File) -> io::Result<OpenMode> {
+    // SAFETY: the descriptor is borrowed for the duration of the call.
+    let flags = check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) })?;
+    // An `O_PATH` descriptor names a file but can neither read nor write it.
+    let usable = flags & libc::O_PATH == 0;
+    let mode = flags & libc::O_ACCMODE;
+    Ok(OpenMode {
+        read: usable && matches!(mode, libc::O_RDONLY | libc::O_RDWR),
+        write: usable && matches!(mode, libc::O_WRONLY | libc::O_RDWR),
+        append: flags & libc::O_APPEND != 0,
+    })
+}
+
 /// A file's identity: which inode on which device.
 pub(crate) type FileId = (u64, u64);
 
