@@ -192,8 +192,9 @@
 //! them behind a live `&[u8]` or truncate the file, after which touching the
 //! missing pages raises `SIGBUS`. The constructors that map something others
 //! can change, [`MappedFile::open`], [`MappedFile::create`],
-//! [`MapOptions::open`], [`MappedFile::create_shared`] and
-//! [`MappedFile::open_shared`], are therefore `unsafe fn`: the caller vouches
+//! [`MappedFile::from_file`], [`MapOptions::open`], [`MapOptions::open_file`],
+//! [`MappedFile::create_shared`] and [`MappedFile::open_shared`], are
+//! therefore `unsafe fn`: the caller vouches
 //! that nothing changes the bytes behind live views in a way the program
 //! cannot tolerate. [`MappedFile::anonymous`] is safe, and so is everything
 //! after construction.
