@@ -1,8 +1,9 @@
 //! A region: part of one mapping of an object, shared behind an `Arc` by a
-//! stream view, its background work and the zero-copy `Bytes` it hands out.
+//! stream view's windows (one region per mapped window), its background
+//! work and the zero-copy `Bytes` it hands out.
 //!
 //! ```text
-//!   ViewStream ──┐
+//!   Windows ─────┐
 //!   prefetch job ┼──> Arc<Region> ──> Arc<Mapping> ──> MmapRaw (start..start+len of the object)
 //!   Bytes chunk ─┘    (base, len)          └─────────> Arc<Object> (fd, access, capacity)
 //! ```
@@ -136,6 +137,11 @@ impl Region {
 
     /// The object the region maps.
     pub(crate) fn object(&self) -> &Object {
+        &self.mapping.object
+    }
+
+    /// The object the region maps, to share.
+    pub(crate) fn object_arc(&self) -> &Arc<Object> {
         &self.mapping.object
     }
 
@@ -292,19 +298,6 @@ impl Region {
         size.is_ok_and(|size| size >= self.object_offset(range.end))
     }
 
-    /// Starts writing the dirty pages of `range` to the file, and with
-    /// `wait` waits for that I/O (not durable: no metadata, no disk cache
-    /// flush). Blocking.
-    pub(crate) fn write_back(&self, range: Range<u64>, wait: bool) -> io::Result<()> {
-        let len = range.end - range.start;
-        sys::write_back(
-            &self.object().file,
-            self.object_offset(range.start),
-            len,
-            wait,
-        )
-    }
-
     /// Where byte `at` of the region lies in its object.
     pub(crate) fn object_offset(&self, at: u64) -> u64 {
         self.mapping.offset + self.base as u64 + at
@@ -331,29 +324,15 @@ impl Region {
         Ok(())
     }
 
-    /// Releases `range` as [`release`](Self::release) does, unless some
-    /// zero-copy `Bytes` of the region is still alive: memory behind a live
-    /// loan is never touched. Returns whether it released.
+    /// Whether [`release`](Self::release) may drop pages of the region now:
+    /// not while some zero-copy `Bytes` of it is alive (memory behind a
+    /// live loan is never touched), and never for a shared region.
     ///
     /// Only the region's own stream makes loans of a mapping that is not
     /// shared, so once it sees none here, none appears until its next poll,
-    /// which lends ahead of the range.
-    pub(crate) fn release_unlent(&self, range: Range<u64>) -> io::Result<bool> {
-        if self.shared || self.mapping.loans.load(Ordering::Acquire) > 0 {
-            return Ok(false);
-        }
-        self.release(range)?;
-        Ok(true)
-    }
-
-    /// Drops the clean pages of `range` from the page cache, for data read
-    /// once. Blocking: call it off the async workers.
-    pub(crate) fn drop_cached(&self, range: Range<u64>) -> io::Result<()> {
-        sys::drop_cached(
-            &self.object().file,
-            self.object_offset(range.start),
-            range.end - range.start,
-        )
+    /// which lends ahead of what it releases.
+    pub(crate) fn may_release(&self) -> bool {
+        !self.shared && self.mapping.loans.load(Ordering::Acquire) == 0
     }
 
     /// Makes the bytes of `range` durable in the file (`msync(MS_SYNC)`).

@@ -11,6 +11,8 @@
 //!   read-ahead      a 1/MEMORY_SHARE of memory, at most MAX_READ_AHEAD, shared;
 //!                   a waiting reader gets its share clamped to MIN_FLOOR..=FLOOR
 //!   release         behind the cursor in steps of the share, RELEASE_MIN_STEP..=TEARDOWN_STEP
+//!   map windows     a stream maps MAP_WINDOW_READ_AHEADS x its largest read-ahead
+//!                   window at a time, at least MAP_WINDOW_MIN, on the pager
 //!   polls           a stream yields after SLICE of back-to-back polls (GAP apart)
 //! ```
 
@@ -81,6 +83,19 @@ pub(crate) const MIN_FLOOR: u64 = 64 << 10;
 /// The smallest step released behind a reading stream at once: each
 /// release is a system call and a TLB flush.
 pub(crate) const RELEASE_MIN_STEP: u64 = 256 << 10;
+
+/// A stream maps its range a window at a time, this many times its largest
+/// read-ahead window: the next window is mapped (on the pager) while the
+/// reader still has most of this one ahead of it, so a reader never waits
+/// for an `mmap`, and a stream maps a few times per window at most.
+pub(crate) const MAP_WINDOW_READ_AHEADS: u64 = 4;
+
+/// The smallest window a stream maps at once (unless its range is smaller):
+/// each `mmap` and `munmap` takes the process's memory-map lock for
+/// writing, which waits behind every populate in flight, so a stream
+/// should map seldom; and a window this large costs only address space
+/// (47 bits hold two million of them) and one `vm.max_map_count` entry.
+pub(crate) const MAP_WINDOW_MIN: u64 = 64 << 20;
 
 /// How long a stream may be polled back to back before it yields.
 pub(crate) const SLICE: Duration = Duration::from_micros(500);

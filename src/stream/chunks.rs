@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use futures::stream::{FusedStream, Stream};
 
-use crate::stream::ViewStream;
+use crate::stream::{Resident, ViewStream};
 
 /// The rest of a [`ViewStream`] as `Bytes` chunks that point into the mapping
 /// (no copy) and keep it alive. Made by [`ViewStream::chunks`].
@@ -67,10 +67,12 @@ impl Chunks {
                 "chunk size must be at least 1 byte",
             ))));
         }
-        let Some((start, len)) = ready!(self.stream.poll_next_span(cx, self.size))? else {
+        let Some(Resident { region, start, len }) =
+            ready!(self.stream.poll_next_span(cx, self.size))?
+        else {
             return Poll::Ready(None);
         };
-        let chunk = self.stream.region().bytes(start, len)?;
+        let chunk = region.bytes(start, len)?;
         self.stream.consume_bytes(len);
         Poll::Ready(Some(Ok(chunk)))
     }

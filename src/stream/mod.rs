@@ -1,18 +1,21 @@
 //! Stream access views: [`ViewStream`], a sequential, async view of part of a
 //! mapping object.
 //!
-//! A stream maps its range once into a [`Region`] and moves a cursor over it.
-//! Its background prefetcher ([`prefetch`]) makes the pages ahead of the
-//! cursor resident on the pager's threads, and the poll functions touch
-//! only bytes it has vouched for, so a poll never waits on the disk:
+//! A stream moves a cursor over its range, which it maps a window at a time
+//! ([`windows`]), each a [`Region`]. Its background prefetcher
+//! ([`prefetch`]) maps the window ahead of the cursor and makes its pages
+//! resident on the pager's threads, and the poll functions touch only bytes
+//! it has vouched for, so a poll never waits on the disk, nor on an `mmap`:
 //!
 //! ```text
 //!   poll_read / poll_fill_buf / Chunks::poll_next
 //!        │ bytes resident at the cursor?
 //!        ├── yes: copy out (guarded) / lend a slice / hand out a Bytes
+//!        │        (at most to the end of the cursor's mapped window)
 //!        └── no : park the waker, return Pending (a "stall")
 //!                      ▲
-//!   pager thread:   MADV_POPULATE_READ(next window) ── wake ──┘
+//!   pager thread:   mmap(the window, once), MADV_POPULATE_READ(next
+//!                   read-ahead window) ── wake ──┘
 //! ```
 
 mod chunks;
@@ -20,6 +23,7 @@ mod job;
 mod options;
 pub(crate) mod prefetch;
 mod release;
+pub(crate) mod windows;
 mod writeback;
 
 use std::fmt;
@@ -36,6 +40,7 @@ use crate::object::{Access, Object};
 use crate::range::Span;
 use crate::region::Region;
 use crate::sys::Populate;
+use windows::{window_size, Windows};
 
 pub use chunks::Chunks;
 pub use options::StreamOptions;
@@ -49,10 +54,21 @@ use writeback::Writeback;
 /// Implements [`AsyncRead`], [`AsyncBufRead`] (whose `fill_buf` lends the
 /// mapping's own bytes, no copy) and [`AsyncSeek`]; [`chunks`](Self::chunks)
 /// turns it into a stream of zero-copy [`Bytes`](bytes::Bytes). A background
-/// task on the [`Pager`](crate::Pager) makes the pages ahead of the cursor resident,
-/// so polls never block the async worker on the disk: when the cursor catches
+/// task on the [`Pager`](crate::Pager) maps the range and makes the pages
+/// ahead of the cursor resident, so polls never block the async worker on
+/// the disk, nor on the process's memory-map lock: when the cursor catches
 /// up with the prefetcher, a poll returns `Pending` and is woken once the next
 /// window is in memory.
+///
+/// A stream maps its range a window at a time (64 MiB, or four times its
+/// largest read-ahead window if that is more), and only on the pager: making
+/// a stream maps nothing, its first poll returns `Pending` until its first
+/// window is mapped (and fails with the error of that `mmap`, if it fails),
+/// and a window the cursor has left is unmapped once no [`Bytes`](bytes::Bytes)
+/// of it is alive. So a stream over any range, larger than the address
+/// space even, maps at most about two windows. A read or write that would
+/// cross the end of a window returns the bytes up to it (fewer than asked,
+/// as `read` and `write` may).
 ///
 /// ```text
 ///   poll_read / poll_fill_buf / Chunks::poll_next
@@ -60,8 +76,9 @@ use writeback::Writeback;
 ///        ├── yes: copy out (guarded) / lend a slice / hand out a Bytes
 ///        └── no : park the waker, return Pending (a "stall")
 ///                      ▲
-///   pager thread:   MADV_POPULATE_READ(next window) ── wake ──┘
-///   behind the cursor: pages released from the mapping, 8 MiB at a time
+///   pager thread:   mmap(window, once), MADV_POPULATE_READ(next) ── wake ──┘
+///   behind the cursor: pages released from the mapping, 8 MiB at a time;
+///   windows left behind unmapped
 /// ```
 ///
 /// The [crate docs](crate#how-a-stream-never-stalls-its-executor) explain
@@ -122,7 +139,7 @@ use writeback::Writeback;
 /// # }
 /// ```
 pub struct ViewStream {
-    region: Arc<Region>,
+    windows: Arc<Windows>,
     pos: u64,
     prefetch: Prefetcher,
     writeback: Writeback,
@@ -131,6 +148,8 @@ pub struct ViewStream {
     shut_down: bool,
     /// What `fill_buf` lends when the region cannot lend its own memory.
     copied: Vec<u8>,
+    /// The window `fill_buf` lent from last: its slice borrows it.
+    lent: Option<Arc<Region>>,
     /// Held by every background job; the watch sees it go.
     liveness: Arc<()>,
 }
@@ -194,41 +213,50 @@ impl BackgroundWatch {
 }
 
 impl ViewStream {
+    /// A stream over `span` of `object`, which maps nothing here: its
+    /// background jobs map it, a window at a time, on the pager.
     pub(crate) fn new(
         object: Arc<Object>,
         span: Span,
         options: &StreamOptions,
     ) -> io::Result<Self> {
         in_runtime()?;
-        Self::over(Region::new(object, span)?, options)
+        let size = window_size(options.max_read_ahead, options.map_window);
+        Ok(Self::with(Windows::new(object, span, size), options))
     }
 
-    /// A stream over `region`, which may be a slice of a shared mapping.
+    /// A stream over `region`, mapped already, which may be a slice of a
+    /// shared mapping.
     pub(crate) fn over(region: Region, options: &StreamOptions) -> io::Result<Self> {
         in_runtime()?;
-        let region = Arc::new(region);
+        Ok(Self::with(Windows::whole(Arc::new(region)), options))
+    }
+
+    fn with(windows: Windows, options: &StreamOptions) -> Self {
+        let windows = Arc::new(windows);
         let liveness = Arc::new(());
         let window = Window {
             initial: options.read_ahead,
             max: options.max_read_ahead,
         };
-        let prefetch = Prefetcher::new(Arc::clone(&region), Arc::clone(&liveness), window);
+        let prefetch = Prefetcher::new(Arc::clone(&windows), Arc::clone(&liveness), window);
         let writeback = Writeback::new(
-            Arc::clone(&region),
+            Arc::clone(&windows),
             Arc::clone(&liveness),
             options.dirty_limit,
         );
-        Ok(Self {
+        Self {
             prefetch,
             writeback,
             release: Release::new(options.drop_behind),
-            region,
+            windows,
             pos: 0,
             budget: Budget::default(),
             shut_down: false,
             copied: Vec::new(),
+            lent: None,
             liveness,
-        })
+        }
     }
 
     /// The cursor, relative to the start of the stream's range.
@@ -275,7 +303,7 @@ impl ViewStream {
     /// ```
     #[allow(clippy::len_without_is_empty)] // `is_empty` would read as "nothing left"
     pub fn len(&self) -> u64 {
-        self.region.len()
+        self.windows.len()
     }
 
     /// Counters of the stream's background work so far.
@@ -312,8 +340,9 @@ impl ViewStream {
     }
 
     /// Makes the next `len` bytes from the cursor (fewer at the end of the
-    /// stream) resident now, on the calling thread, so that reading them
-    /// needs no trip to the background prefetcher.
+    /// stream) resident now, on the calling thread, mapping them first if
+    /// the stream has not yet, so that reading them needs no trip to the
+    /// background prefetcher.
     ///
     /// **This blocks on the disk**: call it where blocking is fine, never on
     /// an async worker. It is for code that is on the blocking pool anyway,
@@ -325,7 +354,8 @@ impl ViewStream {
     /// # Errors
     ///
     /// `UnexpectedEof` if the file was truncated below those bytes, or the
-    /// error of the `madvise` that faults them in.
+    /// error of the `mmap` that maps them or of the `madvise` that faults
+    /// them in.
     ///
     /// # Examples
     ///
@@ -344,7 +374,7 @@ impl ViewStream {
     /// # }
     /// ```
     pub fn prefetch_blocking(&mut self, len: u64) -> io::Result<()> {
-        let end = self.pos.saturating_add(len).min(self.region.len());
+        let end = self.pos.saturating_add(len).min(self.len());
         self.prefetch.populate_now(self.pos, end)
     }
 
@@ -373,29 +403,31 @@ impl ViewStream {
         Chunks::new(self, size)
     }
 
-    pub(crate) fn region(&self) -> &Arc<Region> {
-        &self.region
-    }
-
-    /// Waits until bytes at the cursor are resident, and returns where they
-    /// start in the region and how many (at most `max`) there are. `None` at
-    /// the end of the stream.
+    /// Waits until bytes at the cursor are resident, and returns the
+    /// mapped window they lie in, where they start in it and how many (at
+    /// most `max`) there are. `None` at the end of the stream.
     fn poll_next_span(
         &mut self,
         cx: &mut Context<'_>,
         max: usize,
-    ) -> Poll<io::Result<Option<(u64, usize)>>> {
-        self.region.check()?;
+    ) -> Poll<io::Result<Option<Resident>>> {
+        self.windows.settle(self.pos)?;
         self.release
-            .behind(&self.region, self.pos, &mut self.prefetch)?;
+            .behind(&self.windows, self.pos, &mut self.prefetch)?;
         if self.pos >= self.len() {
             return Poll::Ready(Ok(None));
         }
         let progress = ready!(self.budget.poll_proceed(cx));
-        let available = ready!(self.prefetch.poll_available(cx, self.pos, Populate::Read))?;
+        let (mapped, available) =
+            ready!(self.prefetch.poll_available(cx, self.pos, Populate::Read))?;
         progress.made_progress();
         let len = available.min(max as u64) as usize;
-        Poll::Ready(Ok(Some((self.pos, len))))
+        let start = mapped.local(self.pos);
+        Poll::Ready(Ok(Some(Resident {
+            region: mapped.region,
+            start,
+            len,
+        })))
     }
 
     /// Moves the cursor forward by `len` bytes (not past the end).
@@ -405,6 +437,14 @@ impl ViewStream {
             .saturating_add(len as u64)
             .min(self.len().max(self.pos));
     }
+}
+
+/// Resident bytes at a stream's cursor: `len` of them from `start` of the
+/// mapped window `region`.
+struct Resident {
+    region: Arc<Region>,
+    start: u64,
+    len: usize,
 }
 
 impl AsyncRead for ViewStream {
@@ -417,7 +457,9 @@ impl AsyncRead for ViewStream {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        let Some((start, len)) = ready!(this.poll_next_span(cx, buf.remaining()))? else {
+        let Some(Resident { region, start, len }) =
+            ready!(this.poll_next_span(cx, buf.remaining()))?
+        else {
             return Poll::Ready(Ok(()));
         };
         // SAFETY: we only write initialised bytes into the unfilled part and
@@ -425,10 +467,7 @@ impl AsyncRead for ViewStream {
         let unfilled = unsafe { buf.unfilled_mut() };
         // SAFETY: `unfilled` holds at least `len` bytes (len <= remaining) and
         // is the caller's buffer, disjoint from the mapping.
-        unsafe {
-            this.region
-                .copy_out(start, unfilled.as_mut_ptr().cast(), len)?
-        };
+        unsafe { region.copy_out(start, unfilled.as_mut_ptr().cast(), len)? };
         // SAFETY: `copy_out` initialised the first `len` unfilled bytes.
         unsafe { buf.assume_init(len) };
         buf.advance(len);
@@ -440,7 +479,7 @@ impl AsyncRead for ViewStream {
 impl ViewStream {
     /// `PermissionDenied` on a read-only map, `BrokenPipe` after shutdown.
     fn check_writable(&self) -> io::Result<()> {
-        if self.region.object().access == Access::Read {
+        if self.windows.object().access == Access::Read {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "the stream's mapping object was opened with Access::Read",
@@ -465,15 +504,17 @@ impl ViewStream {
         if buf.is_empty() || self.pos >= self.len() {
             return Poll::Ready(Ok(0));
         }
+        self.windows.settle(self.pos)?;
         let progress = ready!(self.budget.poll_proceed(cx));
         let room = ready!(self.writeback.poll_room(cx, self.pos))?;
         if let Some(released) = self.writeback.take_released() {
             self.prefetch.forget(released);
         }
-        let available = ready!(self.prefetch.poll_available(cx, self.pos, Populate::Write))?;
+        let (mapped, available) =
+            ready!(self.prefetch.poll_available(cx, self.pos, Populate::Write))?;
         progress.made_progress();
         let len = (buf.len() as u64).min(available).min(room) as usize;
-        self.region.copy_in(self.pos, &buf[..len])?;
+        mapped.region.copy_in(mapped.local(self.pos), &buf[..len])?;
         self.writeback.record(self.pos..self.pos + len as u64);
         self.pos += len as u64;
         Poll::Ready(Ok(len))
@@ -521,16 +562,18 @@ const FILL_COPY: usize = 64 << 10;
 impl AsyncBufRead for ViewStream {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        let Some((start, len)) = ready!(this.poll_next_span(cx, usize::MAX))? else {
+        let Some(Resident { region, start, len }) = ready!(this.poll_next_span(cx, usize::MAX))?
+        else {
             return Poll::Ready(Ok(&[]));
         };
-        if let Some(lent) = this.region.lend(start, len)? {
+        let region = &**this.lent.insert(region);
+        if let Some(lent) = region.lend(start, len)? {
             return Poll::Ready(Ok(lent));
         }
         let len = len.min(FILL_COPY);
         this.copied.resize(len, 0);
         // SAFETY: `copied` holds `len` bytes and is not the mapping.
-        unsafe { this.region.copy_out(start, this.copied.as_mut_ptr(), len)? };
+        unsafe { region.copy_out(start, this.copied.as_mut_ptr(), len)? };
         Poll::Ready(Ok(&this.copied))
     }
 

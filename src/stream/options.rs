@@ -14,6 +14,9 @@ pub struct StreamOptions {
     pub(crate) max_read_ahead: u64,
     pub(crate) dirty_limit: u64,
     pub(crate) drop_behind: bool,
+    /// How much of its range the stream maps at once; `None`: derived
+    /// from the read-ahead (see `stream::windows`).
+    pub(crate) map_window: Option<u64>,
 }
 
 impl Default for StreamOptions {
@@ -23,6 +26,7 @@ impl Default for StreamOptions {
             max_read_ahead: 32 << 20,
             dirty_limit: 64 << 20,
             drop_behind: false,
+            map_window: None,
         }
     }
 }
@@ -164,6 +168,17 @@ impl StreamOptions {
     /// ```
     pub fn drop_behind(mut self, drop: bool) -> Self {
         self.drop_behind = drop;
+        self
+    }
+
+    /// How many bytes of its range the stream maps at once (rounded up to
+    /// whole pages); by default several of its largest read-ahead windows,
+    /// at least 64 MiB. A hook for the crate's own tests (small windows, so
+    /// that reads cross their boundaries), outside the documented API: it
+    /// may change in any release.
+    #[doc(hidden)]
+    pub fn map_window(mut self, bytes: u64) -> Self {
+        self.map_window = Some(bytes);
         self
     }
 }

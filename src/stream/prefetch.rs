@@ -10,6 +10,11 @@
 //!   next window, off the workers) reports its next step done.
 //! ```
 //!
+//! A job maps the part of the stream it works on first, if the stream has
+//! not mapped it yet ([`Windows`]): so the stream's mappings are made here,
+//! off the async workers, and a read-ahead window never crosses the end of
+//! a mapped window.
+//!
 //! One job runs at a time and covers one window, in steps of
 //! [`BLOCKING_STEP`]; it reports each step as it is done, so a reader that
 //! caught up with it goes on a step behind it, not a window behind (the
@@ -36,6 +41,7 @@ use crate::paging::Claim;
 use crate::range::steps;
 use crate::region::Region;
 use crate::stream::job::JobSlot;
+use crate::stream::windows::{Mapped, Windows};
 use crate::sys::{self, Populate};
 use crate::Pager;
 
@@ -64,7 +70,7 @@ impl Window {
 /// The stream's side of the prefetcher.
 #[derive(Debug)]
 pub(crate) struct Prefetcher {
-    region: Arc<Region>,
+    windows: Arc<Windows>,
     job: JobSlot<(Range<u64>, Populate)>,
     /// The range and mode of the job in flight, whose progress counts as
     /// resident as it comes.
@@ -97,12 +103,12 @@ pub(crate) struct Prefetcher {
 }
 
 impl Prefetcher {
-    pub(crate) fn new(region: Arc<Region>, liveness: Arc<()>, window: Window) -> Self {
-        let trust_mincore = sys::mincore_is_truthful(&region.object().file);
-        let end = region.len();
+    pub(crate) fn new(windows: Arc<Windows>, liveness: Arc<()>, window: Window) -> Self {
+        let trust_mincore = sys::mincore_is_truthful(&windows.object().file);
+        let end = windows.len();
         let window = window.clamped(end, sys::page_size() as u64);
         Self {
-            region,
+            windows,
             job: JobSlot::new(liveness),
             running: None,
             end,
@@ -122,9 +128,9 @@ impl Prefetcher {
     }
 
     /// Moves where prefetching stops (for a file that grew or shrank). The
-    /// region must reach that far.
+    /// stream's range must reach that far.
     pub(crate) fn set_end(&mut self, end: u64) {
-        debug_assert!(end <= self.region.len());
+        debug_assert!(end <= self.windows.len());
         self.end = end;
         self.claimed_end = self.claimed_end.min(end);
         self.resident.end = self.resident.end.min(end);
@@ -141,16 +147,17 @@ impl Prefetcher {
         }
     }
 
-    /// How many bytes from `pos` (which must be below the end)
-    /// are resident (writable, for `Populate::Write`) and safe to touch now.
-    /// At the resident end, registers the waker and returns `Pending` until
-    /// the next window is in.
+    /// How many bytes from `pos` (which must be below the end) are resident
+    /// (writable, for `Populate::Write`) and safe to touch now, all in the
+    /// mapped window it returns with them. At the resident end, registers
+    /// the waker and returns `Pending` until the next read-ahead window is
+    /// in (and its mapping made, on the pager).
     pub(crate) fn poll_available(
         &mut self,
         cx: &mut Context<'_>,
         pos: u64,
         mode: Populate,
-    ) -> Poll<io::Result<u64>> {
+    ) -> Poll<io::Result<(Mapped, u64)>> {
         if mode != self.mode {
             // Pages faulted in for reading are not yet writable: start over.
             self.mode = mode;
@@ -164,6 +171,12 @@ impl Prefetcher {
         loop {
             self.collect();
             if self.resident.contains(&pos) {
+                let Some(mapped) = self.windows.at(pos) else {
+                    // The stream let go of the window since: map it again,
+                    // off the worker, as after a seek.
+                    self.resident = pos..pos;
+                    continue;
+                };
                 let Some(end) = self.still_resident(pos) else {
                     // Evicted since they were made resident: take them in
                     // again off the worker, as after a seek.
@@ -172,14 +185,15 @@ impl Prefetcher {
                     continue;
                 };
                 self.read_ahead(pos);
-                return Poll::Ready(Ok(end - pos));
+                let end = end.min(mapped.end());
+                return Poll::Ready(Ok((mapped, end - pos)));
             }
             if !self.start_over_at(pos) {
                 if let Some(error) = self.error.take() {
                     return Poll::Ready(Err(error));
                 }
             }
-            let next = pos..pos.saturating_add(self.window).min(self.end);
+            let next = self.ahead(pos);
             if !self.job.is_busy() {
                 // `mincore` counts pages that are still being read in as
                 // resident: ask it only when no job (and so, likely, no
@@ -208,11 +222,15 @@ impl Prefetcher {
         if end - pos > self.window {
             return;
         }
-        self.start(
-            pos,
-            end..end.saturating_add(self.window).min(self.end),
-            false,
-        );
+        self.start(pos, self.ahead(end), false);
+    }
+
+    /// The read-ahead window from `from` (below the end): it stops where
+    /// prefetching stops, and at the end of the mapping window, since one
+    /// job maps one window.
+    fn ahead(&self, from: u64) -> Range<u64> {
+        let end = from.saturating_add(self.window).min(self.end);
+        from..end.min(self.windows.window(from).end)
     }
 
     /// How far from `pos` (inside the resident range) the pages are still
@@ -227,8 +245,9 @@ impl Prefetcher {
             return Some(end);
         }
         if !self.checked.contains(&pos) {
-            let step = pos..end.min(pos.saturating_add(BLOCKING_STEP));
-            if !self.region.is_resident(step.clone()).unwrap_or(true) {
+            let step_end = end.min(pos.saturating_add(BLOCKING_STEP));
+            let step = pos..step_end.min(self.windows.window(pos).end);
+            if !self.windows.is_resident(step.clone()).unwrap_or(true) {
                 self.checked = 0..0;
                 return None;
             }
@@ -245,8 +264,8 @@ impl Prefetcher {
         let resident = self.mode == Populate::Read
             && self.trust_mincore
             && self.resident.end == range.start
-            && self.region.is_resident(range.clone()).unwrap_or(false)
-            && self.region.file_covers(&range);
+            && self.windows.is_resident(range.clone()).unwrap_or(false)
+            && self.windows.file_covers(&range);
         if resident {
             self.prefetched_bytes += range.end - range.start;
             self.resident.end = range.end;
@@ -270,18 +289,36 @@ impl Prefetcher {
         }
         let range = range.start..end;
         self.claimed_end = end;
-        let region = Arc::clone(&self.region);
+        let windows = Arc::clone(&self.windows);
         let (mode, exact) = (self.mode, self.is_short());
+        // A waiting reader whose window is not mapped yet could not ask
+        // `mincore` (see `take_if_resident`): the job asks, once mapped.
+        let ask_mincore = waiting
+            && mode == Populate::Read
+            && self.trust_mincore
+            && self.resident.end == range.start
+            && windows.at(range.start).is_none();
         let tag = (range.clone(), mode);
         self.running = Some(tag.clone());
         let hint = {
-            let (region, first) = (Arc::clone(&region), first_reads(&range, exact));
+            let (windows, first) = (Arc::clone(&windows), first_reads(&range, exact));
             Box::new(move || {
-                let _ = region.will_need(first);
+                // On a pager thread: mapping here is fine.
+                if let Ok(mapped) = windows.map_at(first.start) {
+                    let local = mapped.local(first.start)..mapped.local(first.end);
+                    let _ = mapped.region.will_need(local);
+                }
             }) as Box<dyn FnOnce() + Send>
         };
         self.job.start_with_hint(tag, Some(hint), move |progress| {
-            populate(&region, range, mode, exact, |mark| progress.report(mark))
+            let mapped = windows.map_at(range.start)?;
+            let resident = ask_mincore
+                && windows.is_resident(range.clone()).unwrap_or(false)
+                && windows.file_covers(&range);
+            if resident {
+                return Ok(());
+            }
+            populate_in(&mapped, range, mode, exact, |mark| progress.report(mark))
         });
     }
 
@@ -303,13 +340,10 @@ impl Prefetcher {
         if range.is_empty() {
             return Ok(());
         }
-        populate(
-            &self.region,
-            range.clone(),
-            self.mode,
-            self.is_short(),
-            |_| {},
-        )?;
+        for piece in self.windows.pieces(range.clone()) {
+            let mapped = self.windows.map_at(piece.start)?;
+            populate_in(&mapped, piece, self.mode, self.is_short(), |_| {})?;
+        }
         // Done again here: a failed job's error at the old end is stale.
         self.error = None;
         self.extend_resident(range.end);
@@ -384,6 +418,22 @@ fn first_reads(range: &Range<u64>, exact: bool) -> Range<u64> {
     } else {
         range.start..range.end.min(range.start.saturating_add(BLOCKING_STEP))
     }
+}
+
+/// Makes `range` (of the stream, inside the `mapped` window) resident as
+/// [`populate`] does; `report` hears stream offsets. Blocking: runs on the
+/// pager (or a thread that may wait on the disk).
+fn populate_in(
+    mapped: &Mapped,
+    range: Range<u64>,
+    mode: Populate,
+    exact: bool,
+    report: impl Fn(u64),
+) -> io::Result<()> {
+    let local = mapped.local(range.start)..mapped.local(range.end);
+    populate(&mapped.region, local, mode, exact, |mark| {
+        report(mapped.start + mark)
+    })
 }
 
 /// Makes `range` of `region` resident for `mode`, in steps. Blocking: runs

@@ -18,15 +18,17 @@
 //! `MADV_DONTNEED` only unmaps pages of a shared mapping (their contents
 //! stay in the file or shared memory); copy-on-write regions are never
 //! released, since that would throw away their private copies. A live
-//! `Bytes` keeps the whole region unreleased: memory behind a loan is never
-//! touched, whatever the kernel would make of it.
+//! `Bytes` keeps its whole mapped window unreleased: memory behind a loan
+//! is never touched, whatever the kernel would make of it. (A window the
+//! cursor has left is unmapped altogether once nothing holds it: see
+//! [`Windows`].)
 
 use std::io;
 use std::sync::Arc;
 
 use crate::paging::pacing::{RELEASE_MIN_STEP, TEARDOWN_STEP};
-use crate::region::Region;
 use crate::stream::prefetch::Prefetcher;
+use crate::stream::windows::Windows;
 use crate::Pager;
 
 /// The part of a stream's region behind its cursor that it gave back.
@@ -50,7 +52,7 @@ impl Release {
     /// and tells the prefetcher those pages are no longer mapped.
     pub(crate) fn behind(
         &mut self,
-        region: &Arc<Region>,
+        windows: &Arc<Windows>,
         pos: u64,
         prefetch: &mut Prefetcher,
     ) -> io::Result<()> {
@@ -62,16 +64,16 @@ impl Release {
             return Ok(());
         }
         let range = self.done..pos;
-        if !region.release_unlent(range.clone())? {
+        if !windows.release_unlent(range.clone())? {
             return Ok(());
         }
         prefetch.forget(range.clone());
         self.done = pos;
         if self.drop_cached {
-            let region = Arc::clone(region);
+            let windows = Arc::clone(windows);
             // Best effort: pages that stay cached cost memory, not data.
             let _ = Pager::current().submit(Arc::default(), move || {
-                let _ = region.drop_cached(range);
+                let _ = windows.drop_cached(range);
             });
         }
         Ok(())

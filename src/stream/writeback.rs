@@ -53,8 +53,8 @@ use std::task::{Context, Poll};
 use crate::object::{Access, Backing};
 use crate::paging::pacing::BLOCKING_STEP;
 use crate::range::steps;
-use crate::region::Region;
 use crate::stream::job::JobSlot;
+use crate::stream::windows::Windows;
 
 /// The largest page-cache folio (a PMD, on x86-64): the kernel writes back
 /// whole folios, so a batch that ends on a multiple of this (in the file)
@@ -121,7 +121,7 @@ fn union(a: Option<Range<u64>>, b: Range<u64>) -> Range<u64> {
 /// The stream's side of writeback.
 #[derive(Debug)]
 pub(crate) struct Writeback {
-    region: Arc<Region>,
+    windows: Arc<Windows>,
     job: JobSlot<FileJob>,
     /// Whether there is a file to write back to.
     persisted: bool,
@@ -137,7 +137,7 @@ pub(crate) struct Writeback {
     waiting: Option<Batch>,
     /// Written since the last durable flush started.
     unsynced: Option<Range<u64>>,
-    /// What jobs unmapped (see [`Region::release`]) since the stream last
+    /// What jobs unmapped (see [`Windows::release`]) since the stream last
     /// asked.
     released: Option<Range<u64>>,
     /// The first error that may have lost accepted bytes, kept for good.
@@ -146,12 +146,12 @@ pub(crate) struct Writeback {
 }
 
 impl Writeback {
-    pub(crate) fn new(region: Arc<Region>, liveness: Arc<()>, limit: u64) -> Self {
-        let object = region.object();
+    pub(crate) fn new(windows: Arc<Windows>, liveness: Arc<()>, limit: u64) -> Self {
+        let object = windows.object();
         let persisted =
             object.access == Access::ReadWrite && matches!(object.backing, Backing::Persisted);
         Self {
-            region,
+            windows,
             job: JobSlot::new(liveness),
             persisted,
             limit: limit.max(1),
@@ -241,9 +241,9 @@ impl Writeback {
     fn take_batch(&mut self) -> Option<Batch> {
         let dirty = self.dirty.take()?;
         let range = &dirty.range;
-        let end = self.region.object_offset(range.end);
+        let end = self.windows.object_offset(range.end);
         let boundary = end - end % FOLIO_MAX;
-        let at = boundary.saturating_sub(self.region.object_offset(0));
+        let at = boundary.saturating_sub(self.windows.object_offset(0));
         let (batch, rest) = if at > range.start {
             dirty.split_at(at)
         } else {
@@ -266,7 +266,7 @@ impl Writeback {
         let wait = self.started.take();
         self.in_job = bytes_of(&start);
         self.waiting = wait.clone();
-        let region = Arc::clone(&self.region);
+        let windows = Arc::clone(&self.windows);
         let (start_range, wait_range) = (range_of(&start), range_of(&wait));
         let release = start_range
             .as_ref()
@@ -274,7 +274,7 @@ impl Writeback {
         let job = FileJob::WriteBack { start, wait };
         self.job.start(job, move |progress| {
             if let Some(range) = release {
-                region.release(range)?;
+                windows.release(range)?;
             }
             let mut starts = start_range
                 .into_iter()
@@ -286,11 +286,11 @@ impl Writeback {
                     return Ok(());
                 }
                 if let Some(step) = start {
-                    region.write_back(step, false)?;
+                    windows.write_back(step, false)?;
                 }
                 if let Some(step) = wait {
                     let end = step.end;
-                    region.write_back(step, true)?;
+                    windows.write_back(step, true)?;
                     progress.report(end);
                 }
                 std::thread::yield_now(); // see `BLOCKING_STEP`
@@ -305,12 +305,12 @@ impl Writeback {
         self.started = None;
         self.in_job = bytes;
         self.waiting = None;
-        let region = Arc::clone(&self.region);
+        let windows = Arc::clone(&self.windows);
         let release = self.release_behind(&range, cursor);
         let job = FileJob::Sync { bytes };
         self.job.start(job, move |_| {
-            region.release(release)?;
-            region.sync(range)
+            windows.release(release)?;
+            windows.sync(range)
         });
     }
 

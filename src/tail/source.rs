@@ -16,6 +16,7 @@ use crate::object::{Access, Backing, Object};
 use crate::range::Span;
 use crate::region::Region;
 use crate::stream::prefetch::{Prefetcher, Window};
+use crate::stream::windows::Windows;
 use crate::sys::{self, file_id, FileId, Populate};
 
 /// How far past the end of the file the mapping reaches (rounded up to this).
@@ -98,7 +99,9 @@ impl Source {
         cx: &mut std::task::Context<'_>,
         pos: u64,
     ) -> std::task::Poll<io::Result<u64>> {
-        self.prefetch.poll_available(cx, pos, Populate::Read)
+        self.prefetch
+            .poll_available(cx, pos, Populate::Read)
+            .map_ok(|(_, available)| available)
     }
 
     /// Copies bytes at `pos` into `buf` (guarded against truncation).
@@ -124,7 +127,8 @@ fn map(
             len: mapped,
         },
     )?);
-    let mut prefetch = Prefetcher::new(Arc::clone(&region), Arc::clone(liveness), WINDOW);
+    let windows = Arc::new(Windows::whole(Arc::clone(&region)));
+    let mut prefetch = Prefetcher::new(windows, Arc::clone(liveness), WINDOW);
     prefetch.set_end(len);
     Ok((region, prefetch))
 }

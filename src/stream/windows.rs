@@ -1,0 +1,355 @@
+//! [`Windows`]: a stream's range, mapped a window at a time, and only on the
+//! pager.
+//!
+//! ```text
+//!   stream range |...w0...|...w1...|...w2...|...w3...|...w4...|
+//!                          [ mapped ][ mapped ]        (w1: the cursor's window,
+//!                               ^ cursor                w2: the next, mapped ahead)
+//!   job on the pager:  map_at(pos) (mmap, if not yet mapped), then populate
+//!   poll on a worker:  at(pos) (a lookup, never an mmap); settle(pos) lets
+//!                      go of every window but the cursor's and the next
+//! ```
+//!
+//! `mmap` takes the process's memory-map lock for writing, and so waits
+//! behind every populate of the process that holds it for reading while it
+//! waits on the disk; an async worker must never make that call. So only
+//! the stream's background jobs (and [`ViewStream::prefetch_blocking`],
+//! which is for blocking contexts) map, and a poll finds a window mapped,
+//! or waits for the job that maps it.
+//!
+//! Windows are [`MAP_WINDOW_MIN`] or more, so that a stream maps a few
+//! times per window of read-ahead at most; bounding them bounds the address
+//! space and page tables of a stream over any file, even one larger than
+//! the address space. A window let go of is unmapped when its last user
+//! drops it: a job still working on it, or a zero-copy `Bytes` lent from
+//! it. A window whose pages a truncation took away fails the stream for
+//! good, even once the cursor has left it.
+//!
+//! [`ViewStream::prefetch_blocking`]: crate::ViewStream::prefetch_blocking
+
+use std::io;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use crate::object::Object;
+use crate::paging::pacing::{MAP_WINDOW_MIN, MAP_WINDOW_READ_AHEADS};
+use crate::range::Span;
+use crate::region::Region;
+use crate::sys;
+
+/// A mapped window: its region and where it starts in the stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Mapped {
+    pub(crate) start: u64,
+    pub(crate) region: Arc<Region>,
+}
+
+impl Mapped {
+    /// Where stream offset `pos` lies in the window's region.
+    pub(crate) fn local(&self, pos: u64) -> u64 {
+        pos - self.start
+    }
+
+    /// The stream offsets the window covers.
+    fn range(&self) -> Range<u64> {
+        self.start..self.end()
+    }
+
+    /// Where the window ends in the stream.
+    pub(crate) fn end(&self) -> u64 {
+        self.start + self.region.len()
+    }
+}
+
+/// What the stream and its jobs share of the mappings.
+#[derive(Debug, Default)]
+struct Table {
+    /// The windows mapped now.
+    mapped: Vec<Mapped>,
+    /// Windows let go of that something (a lent `Bytes`) may still hold:
+    /// a page lost under such a loan still fails the stream.
+    retired: Vec<Weak<Region>>,
+    /// A window lost a page: the stream stays failed.
+    failed: bool,
+}
+
+/// The mappings of a stream's range, a window at a time.
+#[derive(Debug)]
+pub(crate) struct Windows {
+    object: Arc<Object>,
+    /// Where the stream's range starts in the object.
+    offset: u64,
+    len: u64,
+    /// The size of every window but the last (a multiple of the page size).
+    size: u64,
+    table: Mutex<Table>,
+}
+
+/// The window size for a stream whose read-ahead window grows to
+/// `max_read_ahead`, or `asked` (at least a page, rounded up to pages).
+pub(crate) fn window_size(max_read_ahead: u64, asked: Option<u64>) -> u64 {
+    let page = sys::page_size() as u64;
+    let size = asked.unwrap_or_else(|| {
+        max_read_ahead
+            .saturating_mul(MAP_WINDOW_READ_AHEADS)
+            .max(MAP_WINDOW_MIN)
+    });
+    // At most half the address space, so that no window is too large to map.
+    let size = size.clamp(page, 1 << 62);
+    size.div_ceil(page) * page
+}
+
+impl Windows {
+    /// The windows of `span` of `object`, `size` bytes each (a multiple of
+    /// the page size): none mapped yet.
+    pub(crate) fn new(object: Arc<Object>, span: Span, size: u64) -> Self {
+        Self {
+            object,
+            offset: span.start,
+            len: span.len,
+            size,
+            table: Mutex::default(),
+        }
+    }
+
+    /// One window, mapped already: all of `region`.
+    pub(crate) fn whole(region: Arc<Region>) -> Self {
+        let table = Table {
+            mapped: vec![Mapped {
+                start: 0,
+                region: Arc::clone(&region),
+            }],
+            ..Table::default()
+        };
+        Self {
+            object: Arc::clone(region.object_arc()),
+            offset: region.object_offset(0),
+            len: region.len(),
+            size: u64::MAX,
+            table: Mutex::new(table),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // Nothing panics while holding the lock; recover the data anyway.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The length of the stream's range.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The object the stream maps.
+    pub(crate) fn object(&self) -> &Object {
+        &self.object
+    }
+
+    /// Where byte `at` of the stream lies in its object.
+    pub(crate) fn object_offset(&self, at: u64) -> u64 {
+        self.offset + at
+    }
+
+    /// The stream offsets of the window that holds `at`.
+    pub(crate) fn window(&self, at: u64) -> Range<u64> {
+        let start = at - at % self.size;
+        start..start.saturating_add(self.size).min(self.len)
+    }
+
+    /// `range` cut at the window boundaries.
+    pub(crate) fn pieces(&self, range: Range<u64>) -> impl Iterator<Item = Range<u64>> + '_ {
+        let mut start = range.start;
+        std::iter::from_fn(move || {
+            (start < range.end).then(|| {
+                let end = self.window(start).end.min(range.end);
+                let piece = start..end;
+                start = end;
+                piece
+            })
+        })
+    }
+
+    /// The mapped window that holds `pos`, if it is mapped: a lookup, no
+    /// system call.
+    pub(crate) fn at(&self, pos: u64) -> Option<Mapped> {
+        let table = self.table();
+        table
+            .mapped
+            .iter()
+            .find(|mapped| mapped.range().contains(&pos))
+            .cloned()
+    }
+
+    /// The window that holds `pos` (below the length), mapped now if it is
+    /// not yet. **Blocking** (`mmap`): only on the pager, or on a thread
+    /// that may block.
+    pub(crate) fn map_at(&self, pos: u64) -> io::Result<Mapped> {
+        if let Some(mapped) = self.at(pos) {
+            return Ok(mapped);
+        }
+        let window = self.window(pos);
+        let span = Span {
+            start: self.object_offset(window.start),
+            len: window.end - window.start,
+        };
+        // Mapped outside the lock: the stream's polls take it.
+        let region = Arc::new(Region::new(Arc::clone(&self.object), span)?);
+        let mut table = self.table();
+        if let Some(mapped) = table.mapped.iter().find(|m| m.start == window.start) {
+            return Ok(mapped.clone()); // mapped meanwhile: ours goes
+        }
+        let mapped = Mapped {
+            start: window.start,
+            region,
+        };
+        table.mapped.push(mapped.clone());
+        Ok(mapped)
+    }
+
+    /// `UnexpectedEof` once a window lost a page (in a guarded copy or
+    /// under a loan), for good. Then lets go of every window but the one
+    /// that holds `pos` and the next (the drop unmaps them once no job and
+    /// no loan holds them).
+    pub(crate) fn settle(&self, pos: u64) -> io::Result<()> {
+        let mut table = self.table();
+        let table = &mut *table;
+        table.retired.retain(|weak| weak.strong_count() > 0);
+        let lost = table.mapped.iter().any(|m| m.region.check().is_err())
+            || table
+                .retired
+                .iter()
+                .filter_map(Weak::upgrade)
+                .any(|region| region.check().is_err());
+        table.failed |= lost;
+        if table.failed {
+            return Err(sys::truncated());
+        }
+        let keep = self.window(pos.min(self.len.saturating_sub(1))).start;
+        let next = keep.saturating_add(self.size);
+        let (kept, gone) = std::mem::take(&mut table.mapped)
+            .into_iter()
+            .partition(|m| m.start == keep || m.start == next);
+        table.mapped = kept;
+        let gone: Vec<Mapped> = gone;
+        table
+            .retired
+            .extend(gone.iter().map(|m| Arc::downgrade(&m.region)));
+        drop(gone); // unmapped on the pager when large (see `Region`)
+        Ok(())
+    }
+
+    /// Whether every page of `range` (inside one window) is in memory: a
+    /// hint (see [`sys::mincore_is_truthful`]). `false` while the window is
+    /// not mapped.
+    pub(crate) fn is_resident(&self, range: Range<u64>) -> io::Result<bool> {
+        let Some(mapped) = self.at(range.start) else {
+            return Ok(false);
+        };
+        mapped
+            .region
+            .is_resident(mapped.local(range.start)..mapped.local(range.end))
+    }
+
+    /// Whether the object's file reaches past `range` of the stream: one
+    /// `fstat`.
+    pub(crate) fn file_covers(&self, range: &Range<u64>) -> bool {
+        let size = self.object.file.metadata().map(|m| m.len());
+        size.is_ok_and(|size| size >= self.object_offset(range.end))
+    }
+
+    /// Drops the page-table entries of `range` from the windows mapped now
+    /// (see [`Region::release`]); a window not mapped has none.
+    pub(crate) fn release(&self, range: Range<u64>) -> io::Result<()> {
+        for piece in self.pieces(range) {
+            if let Some(mapped) = self.at(piece.start) {
+                let local = mapped.local(piece.start)..mapped.local(piece.end);
+                mapped.region.release(local)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases `range` as [`release`](Self::release) does, unless a window
+    /// it touches may not release now (a zero-copy `Bytes` of it is alive,
+    /// or it is shared: see [`Region::may_release`]). Returns whether it
+    /// released.
+    pub(crate) fn release_unlent(&self, range: Range<u64>) -> io::Result<bool> {
+        let pieces: Vec<(Mapped, Range<u64>)> = self
+            .pieces(range)
+            .filter_map(|piece| Some((self.at(piece.start)?, piece)))
+            .collect();
+        if !pieces.iter().all(|(mapped, _)| mapped.region.may_release()) {
+            return Ok(false);
+        }
+        for (mapped, piece) in pieces {
+            let local = mapped.local(piece.start)..mapped.local(piece.end);
+            mapped.region.release(local)?;
+        }
+        Ok(true)
+    }
+
+    /// Starts writing the dirty pages of `range` to the file, and with
+    /// `wait` waits for that I/O (see [`sys::write_back`]). Blocking; needs
+    /// no mapping.
+    pub(crate) fn write_back(&self, range: Range<u64>, wait: bool) -> io::Result<()> {
+        let len = range.end - range.start;
+        sys::write_back(
+            &self.object.file,
+            self.object_offset(range.start),
+            len,
+            wait,
+        )
+    }
+
+    /// Drops the clean pages of `range` from the page cache. Blocking.
+    pub(crate) fn drop_cached(&self, range: Range<u64>) -> io::Result<()> {
+        let len = range.end - range.start;
+        sys::drop_cached(&self.object.file, self.object_offset(range.start), len)
+    }
+
+    /// Makes the bytes of `range` durable in the file: `msync(MS_SYNC)`
+    /// through the windows mapped now, `fdatasync` of the file for the
+    /// parts of windows let go of (their dirty pages stay in the page
+    /// cache). Blocking.
+    pub(crate) fn sync(&self, range: Range<u64>) -> io::Result<()> {
+        let mut unmapped = false;
+        for piece in self.pieces(range.clone()) {
+            match self.at(piece.start) {
+                Some(m) => m.region.sync(m.local(piece.start)..m.local(piece.end))?,
+                None => unmapped = true,
+            }
+        }
+        if unmapped {
+            self.object.file.sync_data()?;
+            if !self.file_covers(&range) {
+                return Err(sys::truncated());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: u64 = 4096;
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn windows_are_several_read_ahead_windows_and_at_least_the_minimum() {
+        assert_eq!(
+            window_size(32 * MIB, None),
+            32 * MIB * MAP_WINDOW_READ_AHEADS
+        );
+        assert_eq!(window_size(MIB, None), MAP_WINDOW_MIN);
+        assert_eq!(window_size(u64::MAX, None), 1 << 62);
+    }
+
+    #[test]
+    fn an_asked_window_size_is_whole_pages() {
+        assert_eq!(window_size(32 * MIB, Some(1)), PAGE);
+        assert_eq!(window_size(32 * MIB, Some(PAGE + 1)), 2 * PAGE);
+        assert_eq!(window_size(32 * MIB, Some(64 << 10)), 64 << 10);
+    }
+}
