@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{eventually, mapped_pages, pattern_file, resident_pages};
+use common::{eventually, mapped_bytes, mapped_pages, mappings_of, pattern_file, resident_pages};
 use futures::TryStreamExt;
 use mapview::{MappedFile, StreamOptions, ViewStream};
 use tokio::io::AsyncReadExt;
@@ -81,4 +81,34 @@ async fn drop_behind_also_drops_read_pages_from_the_page_cache() {
     eventually("the pages read are dropped from the page cache", || {
         resident_pages(&path, 0..40 * MIB) == 0
     });
+}
+
+#[tokio::test]
+async fn a_window_left_behind_is_unmapped_once_no_chunk_of_it_is_alive() {
+    const WINDOW: usize = MIB;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), 16 * WINDOW);
+    // SAFETY: the test's own file; nothing truncates it.
+    let map = unsafe { MappedFile::open(&path).unwrap() };
+    let options = StreamOptions::new()
+        .max_read_ahead(256 << 10)
+        .map_window(WINDOW as u64);
+    let mut chunks = map.stream_with(.., &options).unwrap().chunks(64 << 10);
+    let first = chunks.try_next().await.unwrap().unwrap();
+    while chunks.try_next().await.unwrap().is_some() {}
+    // Windows the cursor left are unmapped, but for the one the held chunk
+    // points into; its bytes are unchanged.
+    let held = first.as_ptr() as usize;
+    let maps_held = || mappings_of(&path).iter().any(|range| range.contains(&held));
+    eventually("windows left behind are unmapped", || {
+        mapped_bytes(&path) <= 2 * WINDOW + PAGE
+    });
+    assert!(maps_held(), "the held chunk's window was unmapped");
+    assert!(first[..] == data[..64 << 10]);
+
+    drop(first);
+    eventually("the window of the dropped chunk is unmapped", || {
+        !maps_held()
+    });
+    assert!(mapped_bytes(&path) <= WINDOW + PAGE);
 }

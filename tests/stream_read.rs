@@ -12,7 +12,10 @@ use proptest::prelude::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
 use tokio_test::{assert_pending, assert_ready};
 
-use common::{cold_pattern_file, eventually, pattern_file, resident_pages, truncate};
+use common::{
+    cold_pattern_file, eventually, mapped_bytes, mappings_of, pattern_file, resident_pages,
+    truncate,
+};
 
 /// Sizes that are and are not page multiples, and start offsets that are and
 /// are not page-aligned.
@@ -684,4 +687,156 @@ fn major_faults_of_this_thread() -> i64 {
         0
     );
     usage.ru_majflt
+}
+
+#[tokio::test]
+async fn making_streams_maps_nothing_and_they_read_once_polled() {
+    const STREAMS: usize = 1000;
+    const EACH: usize = 10_000; // not page-aligned: streams share pages
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), STREAMS * EACH);
+    let map = open(&path);
+    let before = mappings_of(&path).len();
+    let streams: Vec<ViewStream> = (0..STREAMS)
+        .map(|i| map.stream((i * EACH) as u64..((i + 1) * EACH) as u64))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // `mmap` on this thread could wait behind the pager's populates.
+    assert_eq!(
+        mappings_of(&path).len(),
+        before,
+        "a stream mapped on creation"
+    );
+
+    let reads = streams.into_iter().map(|mut stream| async move {
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.map(|_| out)
+    });
+    let outs = futures::future::try_join_all(reads).await.unwrap();
+    for (i, out) in outs.iter().enumerate() {
+        assert!(out[..] == data[i * EACH..(i + 1) * EACH], "stream {i}");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_over_a_sparse_terabyte_maps_only_windows_near_its_cursor() {
+    const TIB: u64 = 1 << 40;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.bin");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(TIB).unwrap();
+    let marks = [0, (1 << 30) + 5, (1 << 39) + 12_345, TIB - 100];
+    for (i, &at) in marks.iter().enumerate() {
+        std::os::unix::fs::FileExt::write_all_at(&file, format!("mark {i}").as_bytes(), at)
+            .unwrap();
+    }
+    let map = open(&path);
+    let max_read_ahead = 8 << 20;
+    let options = StreamOptions::new().max_read_ahead(max_read_ahead);
+    let window = 64 << 20; // at least 64 MiB, 4 x the read-ahead otherwise
+    let mut stream = map.stream_with(.., &options).unwrap();
+    assert_eq!(stream.len(), TIB);
+    for (i, &at) in marks.iter().enumerate() {
+        stream.seek(SeekFrom::Start(at)).await.unwrap();
+        let mut mark = [0u8; 6];
+        stream.read_exact(&mut mark).await.unwrap();
+        assert_eq!(mark, *format!("mark {i}").as_bytes());
+        // The cursor's window and the next, once windows left behind are
+        // unmapped (on the pager: they are large).
+        eventually("windows left behind are unmapped", || {
+            mapped_bytes(&path) <= 2 * window + 2 * 4096
+        });
+    }
+}
+
+#[tokio::test]
+async fn reads_across_window_boundaries_return_the_right_bytes() {
+    const WINDOW: usize = 64 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), 10 * WINDOW + 1000);
+    let map = open(&path);
+    let options = StreamOptions::new().map_window(WINDOW as u64);
+    let stream = || map.stream_with(1..1 + 9 * WINDOW as u64, &options).unwrap();
+    let data = &data[1..1 + 9 * WINDOW];
+
+    // A read stops at the end of the cursor's window.
+    let mut cut = stream();
+    cut.seek(SeekFrom::Start(WINDOW as u64 - 10)).await.unwrap();
+    let mut buf = vec![0u8; 100];
+    assert_eq!(cut.read(&mut buf).await.unwrap(), 10);
+
+    let mut reads = stream();
+    let mut out = vec![0u8; data.len()];
+    for piece in out.chunks_mut(100_000) {
+        reads.read_exact(piece).await.unwrap();
+    }
+    assert!(out == data, "read_exact across windows");
+    // Back into a window already let go of.
+    reads.seek(SeekFrom::Start(100)).await.unwrap();
+    reads.read_exact(&mut buf).await.unwrap();
+    assert!(buf[..] == data[100..200]);
+
+    let chunks: Vec<bytes::Bytes> = stream().chunks(50_000).try_collect().await.unwrap();
+    assert!(chunks.concat() == data, "chunks across windows");
+
+    let mut lent = stream();
+    let mut out = Vec::new();
+    loop {
+        let buf = lent.fill_buf().await.unwrap();
+        if buf.is_empty() {
+            break;
+        }
+        assert!(buf.len() <= WINDOW);
+        out.extend_from_slice(buf);
+        let len = buf.len();
+        lent.consume(len);
+    }
+    assert!(out == data, "fill_buf across windows");
+}
+
+/// This process's address space in bytes (`VmSize`).
+fn address_space() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib << 10
+}
+
+#[test]
+fn a_window_that_cannot_be_mapped_fails_the_first_poll_not_the_creation() {
+    const ENTRY: &str = "a_window_that_cannot_be_mapped_fails_the_first_poll_not_the_creation";
+    const LEN: u64 = 4 << 30;
+    let Some((_, path)) = common::child_role() else {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse.bin");
+        std::fs::File::create(&path).unwrap().set_len(LEN).unwrap();
+        common::run_child(ENTRY, "map", path.to_str().unwrap());
+        return;
+    };
+    // In a child: its address space is limited below a window of the file.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let map = open(std::path::Path::new(&path));
+    runtime.block_on(async {
+        // Start the pager's threads while there is room for their stacks.
+        let mut warm = map.stream(..4096).unwrap();
+        warm.read_exact(&mut [0; 4096]).await.unwrap();
+        let limit = address_space() + (1 << 30);
+        let rlimit = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: a valid rlimit; lowering our own soft limit is harmless.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlimit) }, 0);
+
+        let whole = StreamOptions::new().map_window(LEN);
+        let mut stream = map.stream_with(.., &whole).unwrap(); // maps nothing
+        let err = stream.read_exact(&mut [0; 10]).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::OutOfMemory, "{err}");
+        // In windows of the default size, the same range reads.
+        let mut stream = map.stream(..).unwrap();
+        stream.seek(SeekFrom::End(-10)).await.unwrap();
+        stream.read_exact(&mut [0; 10]).await.unwrap();
+    });
 }

@@ -392,3 +392,35 @@ async fn writes_after_shutdown_are_refused() {
     let err = stream.write(b"more").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BrokenPipe);
 }
+
+#[tokio::test]
+async fn writes_across_window_boundaries_land_and_flush_durably() {
+    const WINDOW: usize = 64 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let len = 20 * WINDOW;
+    let (path, map) = create(dir.path(), len as u64 + 3);
+    let options = StreamOptions::new()
+        .map_window(WINDOW as u64)
+        .dirty_limit(4 * WINDOW as u64);
+    let mut stream = map.stream_with(3.., &options).unwrap();
+    // A write stops at the end of the cursor's window.
+    stream
+        .seek(SeekFrom::Start(WINDOW as u64 - 10))
+        .await
+        .unwrap();
+    assert_eq!(stream.write(&[1; 100]).await.unwrap(), 10);
+
+    stream.seek(SeekFrom::Start(0)).await.unwrap();
+    let data = pattern(len);
+    for piece in data.chunks(100_000) {
+        stream.write_all(piece).await.unwrap();
+    }
+    // Back into a window already let go of: its bytes are flushed too.
+    stream.seek(SeekFrom::Start(5)).await.unwrap();
+    stream.write_all(b"again").await.unwrap();
+    stream.flush().await.unwrap();
+    let mut expected = data;
+    expected[5..10].copy_from_slice(b"again");
+    assert!(std::fs::read(&path).unwrap()[3..] == expected[..]);
+    assert_eq!(stream.stats().dirty_bytes, 0);
+}

@@ -288,3 +288,24 @@ pub fn evict_mapped(path: &Path) {
     assert_eq!(ret, 0, "madvise");
     evict(path);
 }
+
+/// The address ranges of this process's mappings of the file at `path`,
+/// per `/proc/self/maps`.
+pub fn mappings_of(path: &Path) -> Vec<std::ops::Range<usize>> {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read maps");
+    let name = path.to_str().expect("utf-8 path");
+    maps.lines()
+        .filter(|line| line.ends_with(name))
+        .map(|line| {
+            let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
+            let address = |hex| usize::from_str_radix(hex, 16).unwrap();
+            address(start)..address(end)
+        })
+        .collect()
+}
+
+/// How many bytes of address space this process's mappings of the file at
+/// `path` take.
+pub fn mapped_bytes(path: &Path) -> usize {
+    mappings_of(path).iter().map(|range| range.len()).sum()
+}
