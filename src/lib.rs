@@ -77,10 +77,23 @@
 //!        ├── yes: copy (guarded) / lend a slice / hand out a Bytes
 //!        └── no : park the waker, return Pending (counted in stats().stalls)
 //!                      ▲
-//!   background:  MADV_POPULATE_READ / _WRITE of the next window ── wake ──┘
+//!   background:  mmap of the stream's next window (once per window),
+//!                MADV_POPULATE_READ / _WRITE of the next read-ahead ── wake ──┘
 //!                sync_file_range of dirty ranges behind the cursor
 //! ```
 //!
+//! - **Mapped on the pager, in windows.** `mmap` and `munmap` take the
+//!   process's memory-map lock for writing, so they wait behind every
+//!   populate in flight, which holds it while it waits on the disk. So
+//!   making a stream maps nothing: its background job maps the stream's
+//!   range a window at a time (64 MiB, or four times its largest read-ahead
+//!   window), the next window before the reader gets there, and the first
+//!   poll of a stream returns `Pending` until its first window is mapped
+//!   (or fails with the error of that `mmap`). A window the cursor left is
+//!   unmapped once no zero-copy `Bytes` of it is alive, large ones on the
+//!   pager. So a stream maps about two windows at a time, however large its
+//!   range (larger than the address space even), and a read or write that
+//!   would cross the end of a window returns the bytes up to it.
 //! - **Read-ahead.** The window starts at 2 MiB and doubles each time the
 //!   reader catches up, up to 32 MiB ([`StreamOptions`]). The background job
 //!   populates it 1 MiB at a time and reports each step, so a reader that
@@ -98,7 +111,8 @@
 //! - **Memory bounded by the window.** Pages a stream has read leave its
 //!   mapping 8 MiB at a time behind the cursor (`MADV_DONTNEED`: the page
 //!   cache keeps them), so its resident memory and page tables do not grow
-//!   with the file; [`StreamOptions::drop_behind`] drops them from the page
+//!   with the file, and the windows the cursor left are unmapped altogether;
+//!   [`StreamOptions::drop_behind`] drops them from the page
 //!   cache too, for data read once. Memory behind a live zero-copy `Bytes`
 //!   is never released.
 //! - **Writes.** Dirty bytes stay under a bound (64 MiB by default,
@@ -158,8 +172,9 @@
 //! | [`MappedFile::view`], [`view_mut`](MappedFile::view_mut) | briefly (`mmap`) | no |
 //! | reading or writing a [`View`] / [`ViewMut`] | on a page fault, until the disk delivers the page | no |
 //! | [`ViewMut::flush`], [`flush_range`](ViewMut::flush_range) | until the bytes are durable | no |
-//! | [`MappedFile::stream`] | briefly (`mmap`) | yes |
-//! | [`ViewStream`] polls, [`Chunks`] | no: the waiting happens on the [`Pager`] | yes |
+//! | [`MappedFile::stream`] | no: it maps nothing (the [`Pager`] maps the stream's windows) | yes |
+//! | [`ViewStream`] polls, [`Chunks`] | no: the waiting (on the disk, and on `mmap`) happens on the [`Pager`] | yes |
+//! | [`ViewStream::prefetch_blocking`] | until the bytes are mapped and in memory | yes |
 //! | [`Tail::follow`], [`pipe::create`], [`pipe::open`] | briefly (`open`, `mmap`) | yes, with IO enabled |
 //!
 //! So in async code, use streams, or move random access to cold pages and

@@ -753,10 +753,16 @@ impl MappedFile {
     /// An empty range gives a stream that is at its end at once (reads
     /// return 0 bytes, writes `Ok(0)`).
     ///
+    /// It maps nothing, so it never blocks (an `mmap` on an async worker
+    /// could wait behind the pager's populates): the pager maps the range a
+    /// window at a time, the first before the stream's first poll completes
+    /// (see [`ViewStream`]).
+    ///
     /// # Errors
     ///
     /// `InvalidInput` if the range is reversed or reaches past the capacity; an
-    /// error of kind `Other` outside a tokio runtime.
+    /// error of kind `Other` outside a tokio runtime. An error of the `mmap`
+    /// of a window (`OutOfMemory`, say) comes from the poll that needs it.
     ///
     /// # Examples
     ///

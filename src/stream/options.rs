@@ -176,6 +176,13 @@ impl StreamOptions {
     /// at least 64 MiB. A hook for the crate's own tests (small windows, so
     /// that reads cross their boundaries), outside the documented API: it
     /// may change in any release.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = mapview::StreamOptions::new().map_window(1 << 20);
+    /// assert_ne!(options, mapview::StreamOptions::new());
+    /// ```
     #[doc(hidden)]
     pub fn map_window(mut self, bytes: u64) -> Self {
         self.map_window = Some(bytes);
