@@ -211,6 +211,15 @@ impl Windows {
     /// that holds `pos` and the next (the drop unmaps them once no job and
     /// no loan holds them).
     pub(crate) fn settle(&self, pos: u64) -> io::Result<()> {
+        let gone = self.retire_all_but(pos)?;
+        // Unmapped after the lock is released: on the pager when large (see
+        // `Region`), and a job that maps meanwhile need not wait.
+        drop(gone);
+        Ok(())
+    }
+
+    /// [`settle`](Self::settle) under the lock: the windows let go of.
+    fn retire_all_but(&self, pos: u64) -> io::Result<Vec<Mapped>> {
         let mut table = self.table();
         let table = &mut *table;
         table.retired.retain(|weak| weak.strong_count() > 0);
@@ -226,16 +235,17 @@ impl Windows {
         }
         let keep = self.window(pos.min(self.len.saturating_sub(1))).start;
         let next = keep.saturating_add(self.size);
-        let (kept, gone) = std::mem::take(&mut table.mapped)
+        let stays = |m: &Mapped| m.start == keep || m.start == next;
+        if table.mapped.iter().all(stays) {
+            return Ok(Vec::new()); // the steady state: no allocation
+        }
+        let (kept, gone): (Vec<Mapped>, Vec<Mapped>) = std::mem::take(&mut table.mapped)
             .into_iter()
-            .partition(|m| m.start == keep || m.start == next);
+            .partition(stays);
         table.mapped = kept;
-        let gone: Vec<Mapped> = gone;
-        table
-            .retired
-            .extend(gone.iter().map(|m| Arc::downgrade(&m.region)));
-        drop(gone); // unmapped on the pager when large (see `Region`)
-        Ok(())
+        let retired = gone.iter().map(|m| Arc::downgrade(&m.region));
+        table.retired.extend(retired);
+        Ok(gone)
     }
 
     /// Whether every page of `range` (inside one window) is in memory: a
