@@ -578,7 +578,9 @@ impl AsyncBufRead for ViewStream {
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
-        self.get_mut().consume_bytes(amt);
+        let this = self.get_mut();
+        this.lent = None; // the lent slice is gone: the window may go too
+        this.consume_bytes(amt);
     }
 }
 

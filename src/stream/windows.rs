@@ -356,6 +356,54 @@ mod tests {
         assert_eq!(window_size(u64::MAX, None), 1 << 62);
     }
 
+    /// The windows of a stream of `len` bytes, `size` each, over a file.
+    fn windows(len: u64, size: u64) -> Windows {
+        let object = Object {
+            file: tempfile::tempfile().unwrap(),
+            access: crate::Access::Read,
+            capacity: len,
+            backing: crate::object::Backing::Persisted,
+        };
+        Windows::new(Arc::new(object), Span { start: 0, len }, size)
+    }
+
+    #[test]
+    fn the_last_window_ends_with_the_stream() {
+        let windows = windows(10 * PAGE + 1, 4 * PAGE);
+        assert_eq!(windows.window(0), 0..4 * PAGE);
+        assert_eq!(windows.window(4 * PAGE - 1), 0..4 * PAGE);
+        assert_eq!(windows.window(4 * PAGE), 4 * PAGE..8 * PAGE);
+        assert_eq!(windows.window(10 * PAGE), 8 * PAGE..10 * PAGE + 1);
+    }
+
+    #[test]
+    fn ranges_are_cut_at_window_boundaries() {
+        let windows = windows(10 * PAGE, 4 * PAGE);
+        let cut = |range| windows.pieces(range).collect::<Vec<_>>();
+        assert_eq!(cut(1..3), std::iter::once(1..3).collect::<Vec<_>>());
+        assert_eq!(
+            cut(PAGE..9 * PAGE),
+            [PAGE..4 * PAGE, 4 * PAGE..8 * PAGE, 8 * PAGE..9 * PAGE]
+        );
+        assert_eq!(cut(4 * PAGE..4 * PAGE), []);
+    }
+
+    #[test]
+    fn nothing_is_mapped_until_asked_and_settling_keeps_the_cursor_s_window_and_the_next() {
+        let windows = windows(10 * PAGE, 4 * PAGE);
+        windows.object.file.set_len(10 * PAGE).unwrap();
+        assert!(windows.at(0).is_none());
+        for at in [0, 4 * PAGE, 8 * PAGE] {
+            assert_eq!(windows.map_at(at + 1).unwrap().start, at);
+        }
+        assert_eq!(windows.at(5 * PAGE).unwrap().start, 4 * PAGE);
+        windows.settle(4 * PAGE).unwrap();
+        assert!(windows.at(0).is_none());
+        assert!(windows.at(4 * PAGE).is_some() && windows.at(8 * PAGE).is_some());
+        windows.settle(9 * PAGE).unwrap();
+        assert!(windows.at(4 * PAGE).is_none() && windows.at(8 * PAGE).is_some());
+    }
+
     #[test]
     fn an_asked_window_size_is_whole_pages() {
         assert_eq!(window_size(32 * MIB, Some(1)), PAGE);
