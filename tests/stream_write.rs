@@ -424,3 +424,15 @@ async fn writes_across_window_boundaries_land_and_flush_durably() {
     assert!(std::fs::read(&path).unwrap()[3..] == expected[..]);
     assert_eq!(stream.stats().dirty_bytes, 0);
 }
+
+#[tokio::test]
+async fn a_write_stream_maps_nothing_until_its_first_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, map) = create(dir.path(), 1 << 20);
+    let mut stream = map.stream(4096..).unwrap();
+    assert!(common::mappings_of(&path).is_empty(), "mapped on creation");
+    stream.write_all(b"hello").await.unwrap(); // mapped on the pager
+    assert_eq!(common::mappings_of(&path).len(), 1);
+    stream.flush().await.unwrap();
+    assert_eq!(&std::fs::read(&path).unwrap()[4096..4101], b"hello");
+}
