@@ -14,20 +14,22 @@
 #   hyper-memory    hyper answering from memory: every file read into a
 #                   Bytes at start, each response a slice of it (the
 #                   ceiling: benches/src/bin/hyper_memory.rs)
-# Workloads, each with a hot page cache and a cold one (the files' pages
-# evicted with posix_fadvise(DONTNEED) through `dd iflag=nocache` first):
+# Workloads, each with a hot page cache and a cold one (the 1 GiB file's
+# pages evicted with posix_fadvise(DONTNEED) through `dd iflag=nocache`
+# first):
 #   download  16 wrk connections fetching the whole 1 GiB file over and
 #             over (GB/s)
 #   ranges    64 connections fetching random 64 KiB ranges of it (req/s, p99)
 #   small     64 connections fetching random whole files of the tree:
 #             www/small/NN/NNNN.bin, 1-64 KiB each (sizes from a fixed
-#             seed), 335 MB in all (req/s, p99); hot only, as the first
+#             seed), 331 MB in all (req/s, p99); hot only, as the first
 #             pass over the tree would warm it in the middle of a cold run
 # Every server runs on the same cores (SERVER_CPUS, a comma list) and wrk
 # on others (CLIENT_CPUS); the tables also say how busy each side was
 # (100% on wrk's side means the client was the bottleneck). Ratios set each
-# server's throughput (and p99: lower is better) against tower-http's,
-# nginx's and hyper-memory's in the same run. With RESULTS_CSV=PATH each
+# server's throughput and p99 (lower is better; not for downloads, of which
+# a run completes few) against tower-http's, nginx's and hyper-memory's in
+# the same run. With RESULTS_CSV=PATH each
 # run is also appended to that CSV (benches/plot.py charts
 # benches/results/serve.csv). Installs wrk and nginx with apt-get if they
 # are missing.
@@ -91,7 +93,9 @@ echo "writing a 1 GiB test file and $SMALL_FILES small files in $WORK" >&2
 head -c "$SIZE" /dev/urandom >"$FILE"
 chmod 644 "$FILE"
 # The small files' sizes, 1-64 KiB, come from a Park-Miller generator with a
-# fixed seed (exact in awk's doubles), so every run serves the same tree.
+# fixed seed (exact in awk's doubles), so every run serves the same tree;
+# their bytes are a repeating pattern, as no server here compresses. One
+# awk process writes them all: a process per file would take a minute.
 awk -v www="$WORK/www" -v count="$SMALL_FILES" -v format="$SMALL_PATH" 'BEGIN {
     pattern = "0123456789abcdef"
     while (length(pattern) < 65536) pattern = pattern pattern
@@ -192,7 +196,7 @@ start_server() {
         ;;
     esac
     SERVER_PID=$!
-    # hyper-memory listens only once it has read every file (1.3 GB).
+    # hyper-memory listens only once it has read every file (1.4 GB).
     for _ in $(seq 300); do
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
         if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return; fi
