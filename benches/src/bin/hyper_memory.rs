@@ -10,21 +10,21 @@
 //!
 //! `cargo run --release -p mapview-benches --bin hyper_memory -- ADDR ROOT`
 
+#[path = "../http_server.rs"]
+mod http_server;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 /// The served files' contents by URL path (`/dir/name`).
@@ -32,40 +32,17 @@ type Files = HashMap<String, Bytes>;
 
 #[tokio::main]
 async fn main() -> io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (Some(addr), Some(root), None) = (args.next(), args.next(), args.next()) else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "usage: hyper_memory ADDR ROOT",
-        ));
-    };
+    let (addr, root) = http_server::addr_and_root("hyper_memory")?;
     let mut files = Files::new();
     load(Path::new(&root), "", &mut files)?;
     let files = Arc::new(files);
     // Bound only once everything is loaded: listening means ready.
     let listener = TcpListener::bind(&addr).await?;
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                eprintln!("accept: {error}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        stream.set_nodelay(true)?;
-        let files = Arc::clone(&files);
-        let service = service_fn(move |request| {
-            let response = respond(&files, &request);
-            async move { Ok::<_, Infallible>(response) }
-        });
-        tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let service = service_fn(move |request| {
+        let response = respond(&files, &request);
+        async move { Ok::<_, Infallible>(response) }
+    });
+    http_server::serve(listener, service).await
 }
 
 /// Reads every regular file under `dir` into `files`, keyed by `url` and
