@@ -230,15 +230,15 @@ busy() {
     }'
 }
 
-# The CSV's columns; a run's figures are keyed by the same names.
+# The CSV's columns (a run's figures are keyed by the same names), and a
+# line of them.
 COLUMNS=(server cache workload gbps rps p99_ms server_cpu client_cpu)
+csv_line() {
+    local IFS=,
+    echo "$*"
+}
 if [ -n "${RESULTS_CSV:-}" ]; then
-    if [ ! -s "$RESULTS_CSV" ]; then
-        (
-            IFS=,
-            echo "${COLUMNS[*]}"
-        ) >"$RESULTS_CSV"
-    fi
+    if [ ! -s "$RESULTS_CSV" ]; then csv_line "${COLUMNS[@]}" >"$RESULTS_CSV"; fi
     echo "# serve_bench.sh $(date -u +%FT%TZ): DURATION=$DURATION, servers on CPU(s) $SERVER_CPUS, wrk on CPU(s) $CLIENT_CPUS" \
         >>"$RESULTS_CSV"
 fi
@@ -284,10 +284,7 @@ run() {
     if [ -n "${RESULTS_CSV:-}" ]; then
         local column row=()
         for column in "${COLUMNS[@]}"; do row+=("${RESULT[$key,$column]}"); done
-        (
-            IFS=,
-            echo "${row[*]}"
-        ) >>"$RESULTS_CSV"
+        csv_line "${row[@]}" >>"$RESULTS_CSV"
     fi
 }
 
