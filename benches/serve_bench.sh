@@ -59,13 +59,13 @@ SMALL_FILES=10000
 SMALL_PATH=/small/%02d/%04d.bin
 PORT=${PORT:-18080}
 
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+# nginx-light puts the binary in /usr/sbin, which may not be on PATH.
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if ! command -v wrk >/dev/null || ! [ -x "$NGINX" ]; then
     echo "installing wrk and nginx-light with apt-get" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
 fi
-# nginx-light puts the binary in /usr/sbin, which may not be on PATH.
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 cargo build --release --features http --example serve
 cargo build --release -p mapview-benches --bin tower_http_serve --bin hyper_memory
