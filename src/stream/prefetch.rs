@@ -98,7 +98,7 @@ pub(crate) struct Prefetcher {
 
 impl Prefetcher {
     pub(crate) fn new(region: Arc<Region>, liveness: Arc<()>, window: Window) -> Self {
-        let trust_mincore = sys::mincore_is_truthful(&region.object().file);
+        let trust_mincore = region.object().mincore_is_truthful();
         let end = region.len();
         let window = window.clamped(end, sys::page_size() as u64);
         Self {
