@@ -215,10 +215,9 @@ impl Site {
         let mut response = Response::new(ResponseBody::empty());
         let headers = response.headers_mut();
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        headers.insert(header::ETAG, value(opened.validators.etag.clone()));
-        if let Some(modified) = opened.validators.modified {
-            let date = httpdate::fmt_http_date(modified);
-            headers.insert(header::LAST_MODIFIED, value(date));
+        headers.insert(header::ETAG, opened.etag.clone());
+        if let Some(modified) = &opened.last_modified {
+            headers.insert(header::LAST_MODIFIED, modified.clone());
         }
         if let Some(cache_control) = &self.cache_control {
             headers.insert(header::CACHE_CONTROL, cache_control.clone());
@@ -310,7 +309,7 @@ impl Site {
 
 /// A header value made here: visible ASCII by construction (tags, dates,
 /// numbers, types).
-fn value(text: String) -> HeaderValue {
+pub(crate) fn value(text: String) -> HeaderValue {
     HeaderValue::try_from(text).expect("header values made here are visible ASCII")
 }
 
