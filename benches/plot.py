@@ -4,7 +4,12 @@ read.svg, the hot and cold read throughput of every reader, from read.csv;
 serve.svg, the requests per second of every HTTP server on hot and cold
 64 KiB ranges and on small files, from serve.csv (written by
 `RESULTS_CSV=benches/results/serve.csv bash benches/serve_bench.sh`; the
-last row of each server, cache and workload counts), if there is one.
+last row of each server, cache and workload counts), if there is one;
+scale.svg, the throughput and longest poll of mapview and tokio::fs
+against the number of streams, from scale.csv (written by
+`RESULTS_CSV=benches/results/scale.csv cargo run --release -p
+mapview-benches --bin scale -- --quick`; the last run counts), if there is
+one.
 
     python3 benches/plot.py
 
@@ -73,6 +78,35 @@ def serve_panels(path):
     )
 
 
+def scale_panels(path):
+    """scale.csv's last run: MB/s and the longest poll, a bar per (N,
+    reader), N ascending."""
+    last = []
+    with open(path, newline="") as f:
+        lines = f.read().splitlines()
+    header, body = lines[0], lines[1:]
+    for line in body:
+        if line.startswith("#"):
+            last = []
+        elif line:
+            last.append(line)
+    runs = list(csv.DictReader([header, *last]))
+    runs.sort(key=lambda row: int(row["streams"]))
+
+    def bars(column, unit):
+        return [
+            (f'{row["streams"]} streams, {row["reader"]}', float(row[column]), unit)
+            for row in runs
+        ]
+
+    return OrderedDict(
+        [
+            ("Cold reads by N streams, aggregate", bars("mbps", "MB/s")),
+            ("Longest poll of any task (lower is better)", bars("longest_poll_ms", "ms")),
+        ]
+    )
+
+
 def panel(svg, top, title, bars):
     """Appends one panel's title, bars and values; returns its height."""
     svg.append(
@@ -127,6 +161,11 @@ def main():
         draw(serve_panels(serve), os.path.join(RESULTS, "serve.svg"))
     else:
         print(f"no {serve}: serve.svg not drawn")
+    scale = os.path.join(RESULTS, "scale.csv")
+    if os.path.exists(scale):
+        draw(scale_panels(scale), os.path.join(RESULTS, "scale.svg"))
+    else:
+        print(f"no {scale}: scale.svg not drawn")
 
 
 if __name__ == "__main__":
