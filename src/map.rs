@@ -334,6 +334,7 @@ impl MapOptions {
             access: self.access,
             capacity,
             backing: Backing::Persisted,
+            mincore_truthful: Default::default(),
         })
     }
 
@@ -598,6 +599,7 @@ impl MappedFile {
             backing: Backing::Shared {
                 name: name.to_owned(),
             },
+            mincore_truthful: Default::default(),
         })
     }
 
@@ -627,6 +629,7 @@ impl MappedFile {
             access: Access::ReadWrite,
             capacity,
             backing: Backing::Anonymous,
+            mincore_truthful: Default::default(),
         }))
     }
 

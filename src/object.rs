@@ -5,11 +5,13 @@
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::sync::OnceLock;
 
 use memmap2::{Mmap, MmapMut, MmapOptions, MmapRaw};
 
 use crate::range::Span;
 use crate::shm;
+use crate::sys;
 
 /// How a mapping object may be accessed.
 ///
@@ -61,6 +63,9 @@ pub(crate) struct Object {
     pub(crate) access: Access,
     pub(crate) capacity: u64,
     pub(crate) backing: Backing,
+    /// Whether `mincore` tells the truth about the file's pages: asked
+    /// once, by the first stream that wants to know.
+    pub(crate) mincore_truthful: OnceLock<bool>,
 }
 
 impl fmt::Debug for Object {
@@ -74,6 +79,14 @@ impl fmt::Debug for Object {
 }
 
 impl Object {
+    /// Whether `mincore` tells the truth about the object's pages for this
+    /// process (see [`sys::mincore_is_truthful`]).
+    pub(crate) fn mincore_is_truthful(&self) -> bool {
+        *self
+            .mincore_truthful
+            .get_or_init(|| sys::mincore_is_truthful(&self.file))
+    }
+
     fn options(span: Span) -> io::Result<MmapOptions> {
         let mut options = MmapOptions::new();
         options.offset(span.start).len(span.len_usize()?);

@@ -60,7 +60,7 @@ async fn a_flush_after_truncation_below_unflushed_bytes_fails_for_good() {
 const CUT: usize = 5000;
 
 /// How many mappings the library's `SIGBUS` handler covers at once.
-const COVER_SLOTS: usize = 4096;
+const COVER_SLOTS: usize = 16_384;
 
 /// The children's side: each role truncates the file under memory the
 /// stream lent out, reads all of it, and exits 0 only if that neither
@@ -107,7 +107,7 @@ fn child_entry() {
                 assert_truncated(stream.fill_buf().await);
             }
             "fill-the-cover-table" => {
-                // The first 4096 streams to lend memory are covered; the
+                // The first 16,384 streams to lend memory are covered; the
                 // next ones hand out copies, which a truncation cannot touch.
                 let mut covered = Vec::new();
                 for _ in 0..COVER_SLOTS {

@@ -831,3 +831,31 @@ async fn a_revalidated_unchanged_file_keeps_its_mapping_and_a_replaced_one_is_ma
     let bytes = third.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(bytes, replaced[..10]);
 }
+
+#[test]
+fn revalidating_a_cached_file_needs_no_trip_to_the_blocking_pool() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (_dir, root) = tree();
+        // Every request finds its entry stale and checks the file again.
+        let mut files =
+            ServeDir::new(&root).open_file_cache(std::time::Duration::ZERO, 100, 1 << 30);
+        let first = call_range(&mut files, "/data.bin", "bytes=0-9").await;
+        assert_eq!(first.status(), StatusCode::PARTIAL_CONTENT);
+        // The only blocking thread is taken until the check is done.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::task::spawn_blocking(move || held.recv());
+        let check = call_range(&mut files, "/data.bin", "bytes=10-19");
+        let second = tokio::time::timeout(std::time::Duration::from_secs(20), check)
+            .await
+            .expect("the check waited for the blocking pool");
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let bytes = second.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, data()[10..20]);
+    });
+}

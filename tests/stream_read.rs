@@ -267,7 +267,11 @@ async fn hot_pages_are_read_without_any_stall() {
     let mut out = Vec::new();
     stream.read_to_end(&mut out).await.unwrap();
     assert_eq!(out, data);
-    assert_eq!(stream.stats().stalls, 1, "waited for more than the mapping");
+    // One stall, or none if the pager mapped it before the poll parked.
+    assert!(
+        stream.stats().stalls <= 1,
+        "waited for more than the mapping"
+    );
     assert_eq!(stream.stats().prefetched_bytes, 4 << 20);
 }
 

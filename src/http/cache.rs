@@ -4,7 +4,8 @@
 //! ```text
 //!   request ─> key (path, encodings) ─> Fresh ───────> answer on the worker: a slice of
 //!                                         │              the file's mapping (no open, no mmap)
-//!                                         ├─ Stale ──> blocking pool: resolve, open, fstat;
+//!                                         ├─ Stale ──> resolve, open, fstat (on the worker from
+//!                                         │            the kernel's caches, else blocking pool):
 //!                                         │            same device, inode, size and mtime?
 //!                                         │            yes: insert it again, answer from it
 //!                                         └─ Missing (or changed) ─> map the file, insert

@@ -6,8 +6,11 @@ use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::time::UNIX_EPOCH;
 
+use http::HeaderValue;
+
 use super::body::Segment;
 use super::conditional::Validators;
+use super::respond::value;
 use crate::region::Region;
 use crate::{MappedFile, StreamOptions, ViewStream};
 
@@ -29,6 +32,10 @@ pub(crate) struct Opened {
     map: Mapped,
     pub(crate) len: u64,
     pub(crate) validators: Validators,
+    /// The `ETag` and `Last-Modified` headers of the validators, made once
+    /// for all the responses from this file.
+    pub(crate) etag: HeaderValue,
+    pub(crate) last_modified: Option<HeaderValue>,
     /// Which file, in which version: a later open of the same identity can
     /// answer from this one.
     pub(crate) identity: Identity,
@@ -107,13 +114,13 @@ impl Opened {
         };
         // Strong: a new inode, size or modification time is a new tag.
         let etag = format!("\"{:x}-{len:x}-{:x}\"", identity.ino, identity.mtime_nanos);
+        let modified = metadata.modified().ok();
         Ok(Self {
             map,
             len,
-            validators: Validators {
-                etag,
-                modified: metadata.modified().ok(),
-            },
+            etag: value(etag.clone()),
+            last_modified: modified.map(|m| value(httpdate::fmt_http_date(m))),
+            validators: Validators { etag, modified },
             identity,
         })
     }

@@ -50,9 +50,11 @@
 //! answered right on the worker, its body a slice of that mapping (no
 //! lookup, no open, no `mmap`, no trip to the blocking pool; pages not yet
 //! resident are faulted in by the pager in the background). After the
-//! interval, one lookup and `fstat` on the blocking pool tells whether the
-//! path still names the same file (device, inode, size, modification
-//! time): if so, its mapping goes on serving.
+//! interval, one lookup and `fstat` tells whether the path still names the
+//! same file (device, inode, size, modification time): if so, its mapping
+//! goes on serving. That check runs on the worker when the kernel answers
+//! the lookup from its caches (`openat2` with `RESOLVE_CACHED`, Linux
+//! 5.12), and on the blocking pool only when it would wait on the disk.
 //!
 //! # Examples
 //!

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use http::StatusCode;
 
-use crate::sys;
+use crate::sys::{self, Resolve};
 
 /// What a service serves.
 #[derive(Debug, Clone)]
@@ -39,22 +39,33 @@ pub(crate) struct Found {
     pub(crate) file: File,
 }
 
+/// Whether finding a file may wait on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Any lookup: the caller is on the blocking pool.
+    Allowed,
+    /// Only lookups the kernel answers from its caches of names and inodes
+    /// (`RESOLVE_CACHED`): the caller is an async worker. Others fail (so
+    /// does everything where the kernel cannot tell: no `openat2`).
+    Never,
+}
+
 impl Source {
     /// Finds and opens the regular file that `uri_path` names.
-    pub(crate) fn find(&self, uri_path: &str) -> Result<Found, StatusCode> {
+    pub(crate) fn find(&self, uri_path: &str, wait: Wait) -> Result<Found, StatusCode> {
         let (root, index_html) = match self {
             Source::File(path) => {
-                let file = open_regular(path, None).map_err(|e| status(&e))?;
+                let file = open_regular(path, None, wait).map_err(|e| status(&e))?;
                 let path = path.clone();
                 return Ok(Found { path, file });
             }
             Source::Dir { root, index_html } => (root, *index_html),
         };
         let mut path: PathBuf = path_segments(uri_path)?.into_iter().collect();
-        let file = match open_regular(root, Some(&path)) {
+        let file = match open_regular(root, Some(&path), wait) {
             Err(e) if e.raw_os_error() == Some(libc::EISDIR) && index_html => {
                 path.push("index.html");
-                open_regular(root, Some(&path))
+                open_regular(root, Some(&path), wait)
             }
             opened => opened,
         };
@@ -62,16 +73,32 @@ impl Source {
         Ok(Found { path, file })
     }
 
-    /// Opens `path` + `suffix` (a precompressed sibling), if it is a
-    /// regular file.
-    pub(crate) fn sibling(&self, path: &Path, suffix: &str) -> Option<File> {
+    /// Opens `path` + `suffix` (a precompressed sibling): `None` if it is
+    /// not a regular file, `Err` if that cannot be told without waiting.
+    pub(crate) fn sibling(
+        &self,
+        path: &Path,
+        suffix: &str,
+        wait: Wait,
+    ) -> Result<Option<File>, StatusCode> {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
-        match self {
-            Source::File(_) => open_regular(Path::new(&name), None).ok(),
-            Source::Dir { root, .. } => open_regular(root, Some(Path::new(&name))).ok(),
+        let opened = match self {
+            Source::File(_) => open_regular(Path::new(&name), None, wait),
+            Source::Dir { root, .. } => open_regular(root, Some(Path::new(&name)), wait),
+        };
+        match opened {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if wait == Wait::Never && is_would_block(&e) => Err(status(&e)),
+            Err(_) => Ok(None),
         }
     }
+}
+
+/// Whether a lookup failed because it would have waited (or the kernel
+/// cannot tell).
+fn is_would_block(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::WouldBlock
 }
 
 /// The status for a failure to find a file.
@@ -94,11 +121,14 @@ fn status(error: &io::Error) -> StatusCode {
 /// Opens a regular file for reading: `path` itself, or `relative` beneath
 /// the directory `path`. `EISDIR` for a directory, `InvalidInput` for
 /// anything else that is not a regular file (a FIFO is never waited on).
-fn open_regular(path: &Path, relative: Option<&Path>) -> io::Result<File> {
-    let file = match relative {
-        None => open_flags().open(path)?,
-        Some(relative) => open_beneath(path, relative)?,
+fn open_regular(path: &Path, relative: Option<&Path>, wait: Wait) -> io::Result<File> {
+    let file = match (relative, wait) {
+        (None, Wait::Allowed) => open_flags().open(path)?,
+        (None, Wait::Never) => open_cached(None, path, false, Resolve::Anywhere)?,
+        (Some(relative), wait) => open_beneath(path, relative, wait)?,
     };
+    // `fstat` of an open file: its inode is in memory (a network file
+    // system may still ask its server).
     let file_type = file.metadata()?.file_type();
     if file_type.is_dir() {
         return Err(io::Error::from_raw_os_error(libc::EISDIR));
@@ -122,21 +152,41 @@ fn open_flags() -> OpenOptions {
     options
 }
 
+/// Opens `path` from the kernel's caches only: `WouldBlock` for a lookup
+/// that would wait on the disk, or where the kernel cannot tell.
+fn open_cached(
+    dir: Option<&File>,
+    path: &Path,
+    directory: bool,
+    resolve: Resolve,
+) -> io::Result<File> {
+    sys::openat2(dir, path, directory, resolve, true)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "no openat2 with RESOLVE_CACHED here",
+        )
+    })
+}
+
 /// Opens `relative` beneath `root`: with `openat2`, the kernel refuses any
 /// step out of `root` (`..`, absolute or escaping symlinks, magic links),
 /// even one swapped in while it resolves.
-fn open_beneath(root: &Path, relative: &Path) -> io::Result<File> {
-    let dir = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(root)?;
+fn open_beneath(root: &Path, relative: &Path, wait: Wait) -> io::Result<File> {
     // An empty path names the root itself.
     let relative = if relative.as_os_str().is_empty() {
         Path::new(".")
     } else {
         relative
     };
-    match sys::openat2_beneath(&dir, relative)? {
+    if wait == Wait::Never {
+        let dir = open_cached(None, root, true, Resolve::Anywhere)?;
+        return open_cached(Some(&dir), relative, false, Resolve::Beneath);
+    }
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(root)?;
+    match sys::openat2(Some(&dir), relative, false, Resolve::Beneath, false)? {
         Some(file) => Ok(file),
         // No openat2 here (an old kernel, or a seccomp filter).
         None => open_checked(root, relative),
@@ -238,7 +288,15 @@ mod tests {
     fn symlinks_that_lead_out_are_refused_by_both_resolvers() {
         let dir = tree();
         let root = dir.path().join("root");
-        for open in [open_beneath, open_checked] {
+        fn beneath(root: &Path, path: &Path) -> io::Result<File> {
+            open_beneath(root, path, Wait::Allowed)
+        }
+        // From the caches only, a lookup may also give up (`WouldBlock`),
+        // but never opens a file outside.
+        for out in ["out", "abs", "sub/../../secret"] {
+            assert!(open_beneath(&root, Path::new(out), Wait::Never).is_err());
+        }
+        for open in [beneath, open_checked] {
             assert!(open(&root, Path::new("sub/g")).is_ok());
             assert!(open(&root, Path::new("in")).is_ok());
             for out in ["out", "abs", "sub/../../secret"] {
@@ -304,14 +362,20 @@ mod tests {
             index_html: true,
         };
         assert_eq!(
-            with.find("/sub/").unwrap().path,
+            with.find("/sub/", Wait::Allowed).unwrap().path,
             Path::new("sub/index.html")
         );
         let without = Source::Dir {
             root,
             index_html: false,
         };
-        assert_eq!(without.find("/sub").unwrap_err(), StatusCode::NOT_FOUND);
-        assert_eq!(without.find("/").unwrap_err(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            without.find("/sub", Wait::Allowed).unwrap_err(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            without.find("/", Wait::Allowed).unwrap_err(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

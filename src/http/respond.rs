@@ -1,6 +1,7 @@
 //! [`Site`]: what a service serves and how, and the answer to one request,
 //! put together from the other modules of `http`.
 
+use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use super::encoding::{Encoding, Precompressed};
 use super::file::{Identity, Opened, Prefetch};
 use super::multipart::Multipart;
 use super::range::{self, Selection};
-use super::resolve::Source;
+use super::resolve::{Source, Wait};
 
 /// Tower-http's default body chunk is 64 KiB; mapview's chunks cost no
 /// copy, so larger ones only mean fewer polls.
@@ -38,6 +39,24 @@ pub(crate) struct Site {
 /// Files chosen for earlier requests: by request path (empty for a single
 /// file) and the encodings the request accepts.
 pub(crate) type FileCache = Cache<(String, Vec<Encoding>), Arc<Chosen>>;
+
+/// The file that answers a request, in one encoding, opened but not yet
+/// mapped.
+#[derive(Debug)]
+struct Picked {
+    path: PathBuf,
+    file: File,
+    encoding: Option<Encoding>,
+}
+
+impl Chosen {
+    /// Whether `picked` is this very file, in the same version.
+    fn is(&self, picked: &Picked) -> bool {
+        self.encoding == picked.encoding
+            && self.path == picked.path
+            && Identity::of(&picked.file).ok() == Some(self.opened.identity)
+    }
+}
 
 /// The file that answers a request, in one encoding, opened.
 #[derive(Debug)]
@@ -93,12 +112,18 @@ impl Site {
         });
         let mut stale = None;
         if let Some((cache, key)) = &key {
-            match cache.get(key, Instant::now()) {
+            let now = Instant::now();
+            match cache.get(key, now) {
                 // Nothing to look up or open: answer here from a slice of
                 // the file's mapping, and let the body's stream fault
                 // pages in in the background.
                 Lookup::Fresh(chosen) => {
                     return self.reply(&chosen, &request.headers, head, Prefetch::Background)
+                }
+                // Most checks are answered from the kernel's caches: here.
+                Lookup::Stale(chosen) if self.is_current(&chosen, &path, &request.headers) => {
+                    cache.insert(key.clone(), Arc::clone(&chosen), chosen.opened.len, now);
+                    return self.reply(&chosen, &request.headers, head, Prefetch::Background);
                 }
                 Lookup::Stale(chosen) => stale = Some(chosen),
                 Lookup::Missing => {}
@@ -122,6 +147,14 @@ impl Site {
             .unwrap_or(Err(StatusCode::INTERNAL_SERVER_ERROR))
     }
 
+    /// Whether `path` still leads to `chosen`'s file, unchanged, as far as
+    /// the kernel can tell from its caches, without waiting on the disk: on
+    /// an async worker. `false` when it cannot tell.
+    fn is_current(&self, chosen: &Chosen, path: &str, request: &HeaderMap) -> bool {
+        self.pick(path, request, Wait::Never)
+            .is_ok_and(|picked| chosen.is(&picked))
+    }
+
     /// Finds the file for `path`, or its precompressed sibling, and opens
     /// it: `stale` itself if that is still the same file, else a new
     /// mapping (`shared`, for a cache entry). Blocking.
@@ -132,34 +165,37 @@ impl Site {
         stale: Option<Arc<Chosen>>,
         shared: bool,
     ) -> Result<Arc<Chosen>, StatusCode> {
-        let found = self.source.find(path)?;
-        let sibling = self
-            .precompressed
-            .preferred(request)
-            .into_iter()
-            .find_map(|encoding| {
-                let file = self.source.sibling(&found.path, encoding.suffix())?;
-                Some((file, encoding))
-            });
-        let (file, encoding) = match sibling {
-            Some((file, encoding)) => (file, Some(encoding)),
-            None => (found.file, None),
-        };
-        if let Some(stale) = stale {
-            let same = stale.encoding == encoding
-                && stale.path == found.path
-                && Identity::of(&file).ok() == Some(stale.opened.identity);
-            if same {
-                return Ok(stale);
-            }
+        let picked = self.pick(path, request, Wait::Allowed)?;
+        if let Some(stale) = stale.filter(|stale| stale.is(&picked)) {
+            return Ok(stale);
         }
-        let opened = Opened::map(&file, shared).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-        let path = found.path;
+        let opened =
+            Opened::map(&picked.file, shared).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
         Ok(Arc::new(Chosen {
-            path,
-            encoding,
+            path: picked.path,
+            encoding: picked.encoding,
             opened,
         }))
+    }
+
+    /// Opens the file for `path`, or its preferred precompressed sibling.
+    fn pick(&self, path: &str, request: &HeaderMap, wait: Wait) -> Result<Picked, StatusCode> {
+        let found = self.source.find(path, wait)?;
+        for encoding in self.precompressed.preferred(request) {
+            if let Some(file) = self.source.sibling(&found.path, encoding.suffix(), wait)? {
+                let encoding = Some(encoding);
+                return Ok(Picked {
+                    path: found.path,
+                    file,
+                    encoding,
+                });
+            }
+        }
+        Ok(Picked {
+            path: found.path,
+            file: found.file,
+            encoding: None,
+        })
     }
 
     /// The response to a GET or HEAD answered from `chosen`; `prefetch`
@@ -179,10 +215,9 @@ impl Site {
         let mut response = Response::new(ResponseBody::empty());
         let headers = response.headers_mut();
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        headers.insert(header::ETAG, value(opened.validators.etag.clone()));
-        if let Some(modified) = opened.validators.modified {
-            let date = httpdate::fmt_http_date(modified);
-            headers.insert(header::LAST_MODIFIED, value(date));
+        headers.insert(header::ETAG, opened.etag.clone());
+        if let Some(modified) = &opened.last_modified {
+            headers.insert(header::LAST_MODIFIED, modified.clone());
         }
         if let Some(cache_control) = &self.cache_control {
             headers.insert(header::CACHE_CONTROL, cache_control.clone());
@@ -274,7 +309,7 @@ impl Site {
 
 /// A header value made here: visible ASCII by construction (tags, dates,
 /// numbers, types).
-fn value(text: String) -> HeaderValue {
+pub(crate) fn value(text: String) -> HeaderValue {
     HeaderValue::try_from(text).expect("header values made here are visible ASCII")
 }
 

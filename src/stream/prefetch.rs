@@ -104,7 +104,7 @@ pub(crate) struct Prefetcher {
 
 impl Prefetcher {
     pub(crate) fn new(windows: Arc<Windows>, liveness: Arc<()>, window: Window) -> Self {
-        let trust_mincore = sys::mincore_is_truthful(&windows.object().file);
+        let trust_mincore = windows.object().mincore_is_truthful();
         let end = windows.len();
         let window = window.clamped(end, sys::page_size() as u64);
         Self {

@@ -363,6 +363,7 @@ mod tests {
             access: crate::Access::Read,
             capacity: len,
             backing: crate::object::Backing::Persisted,
+            mincore_truthful: Default::default(),
         };
         Windows::new(Arc::new(object), Span { start: 0, len }, size)
     }

@@ -21,7 +21,7 @@ mod socket;
 mod unix;
 
 #[cfg(feature = "http")]
-pub(crate) use openat2::openat2_beneath;
+pub(crate) use openat2::{openat2, Resolve};
 pub(crate) use sigbus::{guarded, guarded_copy, guarded_touch, truncated, Cover, Guarded};
 pub(crate) use socket::send_nowait;
 pub(crate) use unix::*;

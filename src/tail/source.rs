@@ -51,6 +51,7 @@ impl Source {
             access: Access::Read,
             capacity: len,
             backing: Backing::Persisted,
+            mincore_truthful: Default::default(),
         });
         let (region, prefetch) = map(&object, len, &liveness)?;
         Ok(Self {

@@ -5,42 +5,18 @@
 //!
 //! `cargo run --release -p mapview-benches --bin tower_http_serve -- ADDR ROOT`
 
-use std::io;
-use std::time::Duration;
+#[path = "../http_server.rs"]
+mod http_server;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use std::io;
+
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower_http::services::ServeDir;
 
 #[tokio::main]
 async fn main() -> io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let (Some(addr), Some(root), None) = (args.next(), args.next(), args.next()) else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "usage: tower_http_serve ADDR ROOT",
-        ));
-    };
+    let (addr, root) = http_server::addr_and_root("tower_http_serve")?;
     let listener = TcpListener::bind(&addr).await?;
-    let service = TowerToHyperService::new(ServeDir::new(root));
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                eprintln!("accept: {error}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        stream.set_nodelay(true)?;
-        let service = service.clone();
-        tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    http_server::serve(listener, TowerToHyperService::new(ServeDir::new(root))).await
 }

@@ -6,6 +6,8 @@
 //! `cargo run --release -p mapview-benches --bin scale -- [--quick]
 //! [--size-mib M] [--streams 1,16,256,1024] [--hog]`
 //!
+//! With `RESULTS_CSV=benches/results/scale.csv` it also appends its figures
+//! there, for `python3 benches/plot.py` to draw `scale.svg`.
 //! - Full mode (the default) makes a file of 1.33x the machine's memory, so
 //!   that it cannot all stay in the page cache, and reads it with
 //!   N = 1, 16, 256 and 1024 streams.
@@ -168,6 +170,10 @@ fn measure(options: &Options) -> io::Result<()> {
     }
     println!("load average at the end {}\n", proc_status::load_average()?);
     table::print(&rows);
+    if let Some(path) = std::env::var_os("RESULTS_CSV") {
+        let run = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+        table::append_csv(&rows, Path::new(&path), &format!("scale {run}"))?;
+    }
     Ok(())
 }
 

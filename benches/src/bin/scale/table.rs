@@ -1,4 +1,5 @@
-//! The Markdown table of a benchmark's runs.
+//! The Markdown table of a benchmark's runs, and the same figures as CSV
+//! rows for `benches/plot.py`.
 
 use crate::figures::Figures;
 use crate::run::Reader;
@@ -42,4 +43,38 @@ pub fn print(rows: &[Row]) {
             figures.major_faults,
         );
     }
+}
+
+/// The CSV header of [`append_csv`].
+const CSV_HEADER: &str =
+    "streams,reader,mbps,longest_poll_ms,slow_polls,peak_threads,peak_rss_mib,disk_mbps";
+
+/// Appends the rows to the CSV file at `path` (its header first if it is
+/// empty), after a `#` line naming the run.
+pub fn append_csv(rows: &[Row], path: &std::path::Path, run: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    if file.metadata()?.len() == 0 {
+        writeln!(file, "{CSV_HEADER}")?;
+    }
+    writeln!(file, "# {run}")?;
+    for row in rows {
+        let figures = &row.figures;
+        writeln!(
+            file,
+            "{},{},{:.0},{:.1},{},{},{:.0},{:.0}",
+            row.streams,
+            row.reader.name(),
+            figures.megabytes_per_second(),
+            figures.longest_poll.as_secs_f64() * 1000.0,
+            figures.slow_polls,
+            figures.peak_threads,
+            figures.peak_rss as f64 / (1 << 20) as f64,
+            row.disk,
+        )?;
+    }
+    Ok(())
 }
