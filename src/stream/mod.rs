@@ -107,8 +107,9 @@ use writeback::Writeback;
 ///   failed read. Chunks still held after their stream ended, with no poll
 ///   left to come, read the zeros silently. A system call handed such memory
 ///   (a socket write of a chunk) fails with `EFAULT` ("Bad address")
-///   instead. When more than 4096 mappings are lent out at once, further
-///   streams hand out copies, which a later truncation does not touch.
+///   instead. When more than 16,384 mappings (a stream's windows, say)
+///   are lent out at once, further ones hand out copies, which a later
+///   truncation does not touch.
 ///
 /// A cut inside a page leaves the start of that page in the file, and its
 /// rest reads as zeros without any fault. The stream checks the file's
