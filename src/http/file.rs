@@ -1,6 +1,6 @@
 //! A file opened for a response: its mapping and its validators.
 
-use std::fs::{File, Metadata};
+use std::fs::Metadata;
 use std::io;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
@@ -10,6 +10,7 @@ use http::HeaderValue;
 
 use super::body::Segment;
 use super::conditional::Validators;
+use super::resolve::RegularFile;
 use super::respond::value;
 use crate::region::Region;
 use crate::{MappedFile, StreamOptions, ViewStream};
@@ -66,12 +67,8 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    /// The identity of `file` now. Blocking: `fstat`.
-    pub(crate) fn of(file: &File) -> io::Result<Self> {
-        Ok(Self::from_metadata(&file.metadata()?))
-    }
-
-    fn from_metadata(metadata: &Metadata) -> Self {
+    /// The identity of the file `metadata` describes.
+    pub(crate) fn of(metadata: &Metadata) -> Self {
         let mtime_nanos = metadata
             .modified()
             .ok()
@@ -88,9 +85,9 @@ impl Identity {
 
 impl Opened {
     /// Maps `file`, for one response or (with `shared`) for every response
-    /// of a cache entry. Blocking: `fstat` and `mmap`.
-    pub(crate) fn map(file: &File, shared: bool) -> io::Result<Self> {
-        let metadata = file.metadata()?;
+    /// of a cache entry. Blocking: `mmap`.
+    pub(crate) fn map(file: &RegularFile, shared: bool) -> io::Result<Self> {
+        let RegularFile { file, metadata } = file;
         let map = match metadata.len() {
             0 => None,
             // The descriptor's own file, never its path: the path it was
@@ -110,7 +107,7 @@ impl Opened {
         };
         let identity = Identity {
             len,
-            ..Identity::from_metadata(&metadata)
+            ..Identity::of(metadata)
         };
         // Strong: a new inode, size or modification time is a new tag.
         let etag = format!("\"{:x}-{len:x}-{:x}\"", identity.ino, identity.mtime_nanos);

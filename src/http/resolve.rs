@@ -9,7 +9,7 @@
 //! ```
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStringExt;
@@ -36,7 +36,14 @@ pub(crate) struct Found {
     /// Its path (relative to the root for a directory), for its type and
     /// its precompressed siblings.
     pub(crate) path: PathBuf,
+    pub(crate) file: RegularFile,
+}
+
+/// An open regular file and what `fstat` said of it when it was opened.
+#[derive(Debug)]
+pub(crate) struct RegularFile {
     pub(crate) file: File,
+    pub(crate) metadata: Metadata,
 }
 
 /// Whether finding a file may wait on the disk.
@@ -80,7 +87,7 @@ impl Source {
         path: &Path,
         suffix: &str,
         wait: Wait,
-    ) -> Result<Option<File>, StatusCode> {
+    ) -> Result<Option<RegularFile>, StatusCode> {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
         let opened = match self {
@@ -121,7 +128,7 @@ fn status(error: &io::Error) -> StatusCode {
 /// Opens a regular file for reading: `path` itself, or `relative` beneath
 /// the directory `path`. `EISDIR` for a directory, `InvalidInput` for
 /// anything else that is not a regular file (a FIFO is never waited on).
-fn open_regular(path: &Path, relative: Option<&Path>, wait: Wait) -> io::Result<File> {
+fn open_regular(path: &Path, relative: Option<&Path>, wait: Wait) -> io::Result<RegularFile> {
     let file = match (relative, wait) {
         (None, Wait::Allowed) => open_flags().open(path)?,
         (None, Wait::Never) => open_cached(None, path, false, Resolve::Anywhere)?,
@@ -129,17 +136,17 @@ fn open_regular(path: &Path, relative: Option<&Path>, wait: Wait) -> io::Result<
     };
     // `fstat` of an open file: its inode is in memory (a network file
     // system may still ask its server).
-    let file_type = file.metadata()?.file_type();
-    if file_type.is_dir() {
+    let metadata = file.metadata()?;
+    if metadata.is_dir() {
         return Err(io::Error::from_raw_os_error(libc::EISDIR));
     }
-    if !file_type.is_file() {
+    if !metadata.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
-    Ok(file)
+    Ok(RegularFile { file, metadata })
 }
 
 /// Read-only; `O_NONBLOCK` so that opening a FIFO does not wait for a

@@ -1,7 +1,6 @@
 //! [`Site`]: what a service serves and how, and the answer to one request,
 //! put together from the other modules of `http`.
 
-use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -20,7 +19,7 @@ use super::encoding::{Encoding, Precompressed};
 use super::file::{Identity, Opened, Prefetch};
 use super::multipart::Multipart;
 use super::range::{self, Selection};
-use super::resolve::{Source, Wait};
+use super::resolve::{RegularFile, Source, Wait};
 
 /// Tower-http's default body chunk is 64 KiB; mapview's chunks cost no
 /// copy, so larger ones only mean fewer polls.
@@ -45,7 +44,7 @@ pub(crate) type FileCache = Cache<(String, Vec<Encoding>), Arc<Chosen>>;
 #[derive(Debug)]
 struct Picked {
     path: PathBuf,
-    file: File,
+    file: RegularFile,
     encoding: Option<Encoding>,
 }
 
@@ -54,7 +53,7 @@ impl Chosen {
     fn is(&self, picked: &Picked) -> bool {
         self.encoding == picked.encoding
             && self.path == picked.path
-            && Identity::of(&picked.file).ok() == Some(self.opened.identity)
+            && Identity::of(&picked.file.metadata) == self.opened.identity
     }
 }
 
