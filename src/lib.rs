@@ -128,7 +128,7 @@
 //!   polls, as tokio's own cooperative budget does for its resources. The
 //!   same holds for [`Tail`] and the pipe ends.
 //! - **Background threads.** The jobs of every stream run on one
-//!   [`Pager`]: a bounded set of the library's own threads (four per core
+//!   [`Pager`]: a bounded set of the library's own threads (eight per core
 //!   by default, at most 32), shared round-robin, a waiting stream's job
 //!   first. They run in 1 MiB steps with a yield between them, under
 //!   `SCHED_BATCH`, so a job woken by its stream does not preempt the

@@ -653,13 +653,19 @@ fn prefetched_pages_evicted_before_the_reader_gets_there_are_prefetched_again_of
     let step = 1 << 20;
     let mut first = vec![0u8; step];
     runtime.block_on(stream.read_exact(&mut first)).unwrap();
-    eventually("the whole file is prefetched", || {
-        common::mapped_pages(&path, 0..len) == len / 4096
+    // (Pages behind the cursor may have been released meanwhile: the other
+    // tests' streams share the read-ahead budget.)
+    eventually("the rest of the file is prefetched", || {
+        common::mapped_pages(&path, step..len) == (len - step) / 4096
     });
 
-    // Memory pressure takes the prefetched pages before the reader comes.
-    common::evict_mapped(&path);
-    assert!(resident_pages(&path, step..len) == 0, "eviction failed");
+    // Memory pressure takes the prefetched pages before the reader comes
+    // (again, should the job's last touches have brought some back).
+    eventually("the pages ahead stay evicted", || {
+        common::evict_mapped(&path);
+        std::thread::sleep(Duration::from_millis(20));
+        resident_pages(&path, step..len) == 0
+    });
     let faults = major_faults_of_this_thread();
     let mut rest = vec![0u8; len - step];
     {

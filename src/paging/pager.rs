@@ -26,7 +26,7 @@ static GLOBAL: OnceLock<Pager> = OnceLock::new();
 /// writing dirty pages back behind writers.
 ///
 /// However many streams are open, the process runs at most
-/// [`threads`](Pager::threads) of these threads (by default four per core,
+/// [`threads`](Pager::threads) of these threads (by default eight per core,
 /// at most 32). A stream has at most one job queued at a time, and jobs run
 /// in the order they were queued, so the threads are shared round-robin; a
 /// job whose stream is waiting for it (its last poll returned `Pending`)
@@ -232,7 +232,7 @@ impl Drop for Paused<'_> {
 
 impl PagerBuilder {
     /// The most threads the pager runs at once (at least 1). The default is
-    /// four per core, at most 32.
+    /// eight per core, at most 32.
     ///
     /// # Examples
     ///
