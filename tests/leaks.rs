@@ -50,8 +50,9 @@ const WARM_UP: usize = 3;
 
 /// How long the process may take to settle after a type's cycles: idle
 /// blocking threads exit after the keep-alive below, a pipe's reaper
-/// thread after up to a second.
-const SETTLE: Duration = Duration::from_secs(10);
+/// thread after up to a second, and the pager's threads 10 s after each
+/// one's last task.
+const SETTLE: Duration = Duration::from_secs(20);
 
 /// The blocking pool's keep-alive in this test (tokio's default is 10 s).
 const KEEP_ALIVE: Duration = Duration::from_millis(10);
