@@ -145,14 +145,8 @@ pub fn resident_pages(path: &Path, range: std::ops::Range<usize>) -> usize {
 /// only in the page cache from one this mapping can touch without a fault.
 pub fn mapped_pages(path: &Path, range: std::ops::Range<usize>) -> usize {
     use std::os::unix::fs::FileExt;
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read maps");
-    let name = path.to_str().expect("utf-8 path");
-    let mut lines = maps.lines().filter(|line| line.ends_with(name));
-    let line = lines.next().expect("the file is mapped");
-    assert!(lines.next().is_none(), "the file is mapped more than once");
-    let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
-    let base = usize::from_str_radix(start, 16).unwrap();
-    assert!(base + range.end <= usize::from_str_radix(end, 16).unwrap());
+    let (base, end) = only_mapping_of(path);
+    assert!(base + range.end <= end);
     let pagemap = std::fs::File::open("/proc/self/pagemap").expect("open pagemap");
     let page = 4096;
     let first = (base + range.start) / page;
@@ -273,14 +267,7 @@ pub fn shm_prefix() -> String {
 /// entries (`MADV_DONTNEED`: the file is mapped shared, so its contents
 /// stay in the file), then the pages from the page cache.
 pub fn evict_mapped(path: &Path) {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read maps");
-    let name = path.to_str().expect("utf-8 path");
-    let mut lines = maps.lines().filter(|line| line.ends_with(name));
-    let line = lines.next().expect("the file is mapped");
-    assert!(lines.next().is_none(), "the file is mapped more than once");
-    let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
-    let start = usize::from_str_radix(start, 16).unwrap();
-    let end = usize::from_str_radix(end, 16).unwrap();
+    let (start, end) = only_mapping_of(path);
     // SAFETY: `start..end` is a live shared mapping of a file (per
     // /proc/self/maps); DONTNEED on it changes no contents, and the next
     // touch of a page faults it in again.
@@ -308,4 +295,16 @@ pub fn mappings_of(path: &Path) -> Vec<std::ops::Range<usize>> {
 /// `path` take.
 pub fn mapped_bytes(path: &Path) -> usize {
     mappings_of(path).iter().map(|range| range.len()).sum()
+}
+
+/// The address range of this process's only mapping of the file at `path`.
+fn only_mapping_of(path: &Path) -> (usize, usize) {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read maps");
+    let name = path.to_str().expect("utf-8 path");
+    let mut lines = maps.lines().filter(|line| line.ends_with(name));
+    let line = lines.next().expect("the file is mapped");
+    assert!(lines.next().is_none(), "the file is mapped more than once");
+    let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
+    let address = |hex| usize::from_str_radix(hex, 16).unwrap();
+    (address(start), address(end))
 }
