@@ -253,6 +253,24 @@ impl Region {
         Ok(Bytes::from(copy))
     }
 
+    /// Bytes `range` of the region as zero-copy `Bytes` (as
+    /// [`bytes`](Self::bytes)) if they can be read now without waiting on
+    /// the disk: `mincore` (where the kernel tells the truth) finds every
+    /// page in memory and the file still covers them (a file cut inside a
+    /// page keeps that page resident). `None` otherwise: a stream's
+    /// prefetcher must fault them in, off the worker.
+    #[cfg(feature = "http")]
+    pub(crate) fn resident_bytes(self: &Arc<Self>, range: Range<u64>) -> io::Result<Option<Bytes>> {
+        let resident = self.object().mincore_is_truthful()
+            && self.is_resident(range.clone())?
+            && self.file_covers(&range);
+        if !resident {
+            return Ok(None);
+        }
+        let len = (range.end - range.start) as usize;
+        self.bytes(range.start, len).map(Some)
+    }
+
     /// Starts reading exactly the pages of `range` from the file, without
     /// waiting (see [`sys::will_need`]).
     pub(crate) fn will_need(&self, range: Range<u64>) -> io::Result<()> {

@@ -25,18 +25,6 @@ const FLOOR: u64 = if BUDGET / STREAMS as u64 > 64 << 10 {
     64 << 10
 };
 
-/// Major faults of the calling thread so far.
-fn major_faults_of_this_thread() -> i64 {
-    // SAFETY: an all-zero rusage is a valid value for getrusage to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is valid for writes; RUSAGE_THREAD is this thread.
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
-        0
-    );
-    usage.ru_majflt
-}
-
 #[test]
 fn streams_share_the_read_ahead_budget_and_never_fault_on_the_runtime_thread() {
     Pager::builder()
@@ -66,7 +54,7 @@ fn streams_share_the_read_ahead_budget_and_never_fault_on_the_runtime_thread() {
         .enable_all()
         .build()
         .unwrap();
-    let faults_before = major_faults_of_this_thread();
+    let faults_before = common::major_faults_of_this_thread();
     let reads: Vec<_> = runtime.block_on(async {
         // Each stream asks for windows as large as its whole range: 256 MiB
         // in all against a budget of 8.
@@ -92,7 +80,7 @@ fn streams_share_the_read_ahead_budget_and_never_fault_on_the_runtime_thread() {
         });
         futures::future::join_all(reads).await
     });
-    let faults = major_faults_of_this_thread() - faults_before;
+    let faults = common::major_faults_of_this_thread() - faults_before;
     done.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
 

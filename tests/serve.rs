@@ -4,6 +4,8 @@
 
 #![cfg(feature = "http")]
 
+mod common;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -858,4 +860,43 @@ fn revalidating_a_cached_file_needs_no_trip_to_the_blocking_pool() {
         let bytes = second.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(bytes, data()[10..20]);
     });
+}
+
+#[test]
+fn a_cached_file_whose_pages_were_evicted_is_faulted_in_off_the_worker() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_dir, root) = tree();
+    let path = root.join("data.bin");
+    let hour = std::time::Duration::from_secs(3600);
+    let mut files = ServeDir::new(&root).open_file_cache(hour, 100, 1 << 30);
+    // Cached, and mapped once (on the blocking pool).
+    let first = runtime.block_on(call_range(&mut files, "/data.bin", "bytes=0-9"));
+    let body = runtime.block_on(first.into_body().collect()).unwrap();
+    assert_eq!(body.to_bytes(), data()[..10]);
+    // Memory pressure takes the file's pages.
+    common::evict_mapped(&path);
+    assert_eq!(common::resident_pages(&path, 0..DATA_LEN), 0);
+
+    let faults = common::major_faults_of_this_thread();
+    let response = runtime.block_on(call_range(&mut files, "/data.bin", "bytes=300000-300099"));
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    let mut body = response.into_body();
+    let _guard = runtime.enter();
+    let mut frame = tokio_test::task::spawn(body.frame());
+    {
+        let _paused = mapview::Pager::current().pause();
+        // Not resident: the body waits for the pager, the worker never
+        // faults the pages in from the disk.
+        assert!(frame.poll().is_pending());
+    }
+    common::eventually("the pager faults the range in", || frame.is_woken());
+    let frame = match frame.poll() {
+        std::task::Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap(),
+        other => panic!("no data: {other:?}"),
+    };
+    assert_eq!(frame, data()[300_000..300_100]);
+    assert_eq!(common::major_faults_of_this_thread() - faults, 0);
 }

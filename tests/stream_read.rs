@@ -666,7 +666,7 @@ fn prefetched_pages_evicted_before_the_reader_gets_there_are_prefetched_again_of
         std::thread::sleep(Duration::from_millis(20));
         resident_pages(&path, step..len) == 0
     });
-    let faults = major_faults_of_this_thread();
+    let faults = common::major_faults_of_this_thread();
     let mut rest = vec![0u8; len - step];
     {
         let mut read = tokio_test::task::spawn(stream.read_exact(&mut rest));
@@ -681,22 +681,10 @@ fn prefetched_pages_evicted_before_the_reader_gets_there_are_prefetched_again_of
             eventually("the next step", || read.is_woken());
         }
     }
-    assert_eq!(major_faults_of_this_thread() - faults, 0);
+    assert_eq!(common::major_faults_of_this_thread() - faults, 0);
     assert!(first == data[..step]);
     assert!(rest == data[step..]);
     assert!(stream.stats().evictions >= 1);
-}
-
-/// Major faults of the calling thread so far.
-fn major_faults_of_this_thread() -> i64 {
-    // SAFETY: an all-zero rusage is a valid value for getrusage to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is valid for writes; RUSAGE_THREAD is this thread.
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
-        0
-    );
-    usage.ru_majflt
 }
 
 #[tokio::test]

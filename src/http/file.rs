@@ -4,6 +4,7 @@ use std::fs::Metadata;
 use std::io;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use http::HeaderValue;
@@ -53,7 +54,7 @@ enum Mapped {
     /// The whole file mapped once, for the responses of a cache entry:
     /// each body's stream is a slice of it, with no `mmap`, so a worker
     /// can make one.
-    Shared(Region),
+    Shared(Arc<Region>),
 }
 
 /// A file's device, inode, size and modification time: a file replaced or
@@ -102,7 +103,7 @@ impl Opened {
         let len = map.as_ref().map_or(0, MappedFile::capacity);
         let map = match map {
             None => Mapped::Empty,
-            Some(map) if shared => Mapped::Shared(map.shared_region()?),
+            Some(map) if shared => Mapped::Shared(Arc::new(map.shared_region()?)),
             Some(map) => Mapped::Own(map),
         };
         let identity = Identity {
@@ -139,7 +140,15 @@ impl Opened {
                 ))
             }
             Mapped::Own(map) => map.stream(range)?,
-            Mapped::Shared(whole) => ViewStream::over(whole.slice(range), &StreamOptions::new())?,
+            Mapped::Shared(whole) => {
+                if remaining <= chunk_size as u64 {
+                    if let Some(bytes) = whole.resident_bytes(range.clone())? {
+                        // One chunk, in memory: no stream needed.
+                        return Ok(Segment::Bytes(bytes));
+                    }
+                }
+                ViewStream::over(whole.slice(range), &StreamOptions::new())?
+            }
         };
         if prefetch == Prefetch::Here {
             stream.prefetch_blocking(chunk_size as u64)?;

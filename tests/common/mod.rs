@@ -308,3 +308,15 @@ fn only_mapping_of(path: &Path) -> (usize, usize) {
     let address = |hex| usize::from_str_radix(hex, 16).unwrap();
     (address(start), address(end))
 }
+
+/// Major faults of the calling thread so far.
+pub fn major_faults_of_this_thread() -> i64 {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is valid for writes; RUSAGE_THREAD is this thread.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
+        0
+    );
+    usage.ru_majflt
+}
