@@ -763,14 +763,10 @@ async fn a_file_truncated_while_cached_gets_an_aborted_body_never_wrong_bytes() 
     assert_eq!(head.body, data()[..100]);
 }
 
-/// The start addresses of the mappings of `path` in this process.
-fn mappings_of(path: &Path) -> Vec<String> {
-    let path = path.canonicalize().unwrap();
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    maps.lines()
-        .filter(|line| line.ends_with(path.to_str().unwrap()))
-        .map(|line| line.split('-').next().unwrap().to_owned())
-        .collect()
+/// The address ranges of this process's mappings of the file at `path`
+/// (as /proc/self/maps names it: resolved).
+fn mappings_of(path: &Path) -> Vec<std::ops::Range<usize>> {
+    common::mappings_of(&path.canonicalize().unwrap())
 }
 
 /// A range request answered by calling `files` directly, body not read.

@@ -299,14 +299,11 @@ pub fn mapped_bytes(path: &Path) -> usize {
 
 /// The address range of this process's only mapping of the file at `path`.
 fn only_mapping_of(path: &Path) -> (usize, usize) {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read maps");
-    let name = path.to_str().expect("utf-8 path");
-    let mut lines = maps.lines().filter(|line| line.ends_with(name));
-    let line = lines.next().expect("the file is mapped");
-    assert!(lines.next().is_none(), "the file is mapped more than once");
-    let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
-    let address = |hex| usize::from_str_radix(hex, 16).unwrap();
-    (address(start), address(end))
+    let mappings = mappings_of(path);
+    let [only] = mappings.as_slice() else {
+        panic!("the file is mapped {} times, not once", mappings.len());
+    };
+    (only.start, only.end)
 }
 
 /// Major faults of the calling thread so far.
