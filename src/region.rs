@@ -208,23 +208,18 @@ impl Region {
 
     /// Lends bytes `at..at + len` of the region out, covered by the
     /// `SIGBUS` handler: a page lost under the loan reads as zeros and
-    /// poisons the region. `None` when the handler's table is full: copy
-    /// instead.
+    /// poisons the region. `None` when the handler's table is full, or while
+    /// pages of the mapping are being released: copy instead.
     ///
     /// The caller should have made the pages resident (a stream hands out
     /// only prefetched bytes), so that the borrower does not fault on the
     /// disk.
-    pub(crate) fn lend(&self, at: u64, len: usize) -> io::Result<Option<&[u8]>> {
-        let ptr = self.ptr(at, len)?;
+    pub(crate) fn lend(self: &Arc<Self>, at: u64, len: usize) -> io::Result<Option<Loan>> {
+        self.ptr(at, len)?;
         if len > 0 && self.cover().is_none() {
             return Ok(None);
         }
-        // SAFETY: the bytes lie inside the live mapping (checked by `ptr`),
-        // which outlives `&self`, and which the cover keeps readable: a
-        // page lost to a truncation is replaced by a zero page on the first
-        // touch. Other changes of the bytes are the object's constructor
-        // contract, as for views.
-        Ok(Some(unsafe { std::slice::from_raw_parts(ptr, len) }))
+        Ok(Loan::new(Arc::clone(self), at, len))
     }
 
     /// The mapping's cover, taken on the first call.
@@ -242,8 +237,8 @@ impl Region {
     /// alive: a loan (see [`lend`](Self::lend)) if the region is covered,
     /// else a guarded copy.
     pub(crate) fn bytes(self: &Arc<Self>, at: u64, len: usize) -> io::Result<Bytes> {
-        if self.lend(at, len)?.is_some() {
-            return Ok(Bytes::from_owner(Loan::new(Arc::clone(self), at, len)));
+        if let Some(loan) = self.lend(at, len)? {
+            return Ok(Bytes::from_owner(loan));
         }
         let mut copy = Vec::with_capacity(len);
         // SAFETY: `copy` has room for `len` bytes and is not the mapping.
@@ -330,25 +325,39 @@ impl Region {
     ///
     /// A region that shares its mapping releases nothing: another region's
     /// reader may be reading those pages, and would fault them in again.
-    pub(crate) fn release(&self, range: Range<u64>) -> io::Result<()> {
-        if self.shared || self.object().access == Access::CopyOnWrite {
-            return Ok(());
+    /// Nor does a region with a live loan (see [`may_release`]). Returns
+    /// whether it released.
+    ///
+    /// [`may_release`]: Self::may_release
+    pub(crate) fn release(&self, range: Range<u64>) -> io::Result<bool> {
+        if !self.may_release() || self.object().access == Access::CopyOnWrite {
+            return Ok(false);
         }
         let len = (range.end - range.start) as usize;
         let ptr = self.ptr(range.start, len)?;
+        let loans = &self.mapping.loans;
+        // Acquire: the reads of every loan dropped before happen before the
+        // release. While the flag is up, no loan is made (see `Loan::new`).
+        if loans
+            .compare_exchange(0, RELEASING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(false); // a loan was made since `may_release`
+        }
         // SAFETY: the range lies inside the live mapping (checked by `ptr`),
-        // which is shared (checked above): DONTNEED changes no contents.
+        // which is shared (checked above): DONTNEED changes no contents. No
+        // loan of the mapping is alive, and none is made until the flag is
+        // down again.
         unsafe { sys::drop_page_tables(ptr, len) };
-        Ok(())
+        // Release: a loan made after this sees the page tables dropped.
+        loans.fetch_sub(RELEASING, Ordering::Release);
+        Ok(true)
     }
 
     /// Whether [`release`](Self::release) may drop pages of the region now:
-    /// not while some zero-copy `Bytes` of it is alive (memory behind a
-    /// live loan is never touched), and never for a shared region.
-    ///
-    /// Only the region's own stream makes loans of a mapping that is not
-    /// shared, so once it sees none here, none appears until its next poll,
-    /// which lends ahead of what it releases.
+    /// not while some zero-copy `Bytes` of it (or a `fill_buf` slice) is
+    /// alive, and never for a shared region. A loan made after this answer
+    /// only makes the release give up.
     pub(crate) fn may_release(&self) -> bool {
         !self.shared && self.mapping.loans.load(Ordering::Acquire) == 0
     }
@@ -411,7 +420,7 @@ impl Drop for Mapping {
         }
         // A pager that cannot take the task drops it, which unmaps right
         // here: nothing leaks either way.
-        let _ = Pager::current().submit(Arc::default(), move || unmap_in_steps(map));
+        let _ = Pager::current().reclaim(move || unmap_in_steps(map));
     }
 }
 
@@ -446,19 +455,31 @@ fn refused(how: Populate) -> io::Error {
     }
 }
 
+/// Set in a mapping's `loans` while pages of it are being released: no loan
+/// is made meanwhile (the borrower copies instead), so memory behind a live
+/// loan is never released, whichever thread releases.
+const RELEASING: usize = 1 << (usize::BITS - 1);
+
 /// Bytes `at..at + len` of a covered region, kept alive by an `Arc`: the
-/// owner behind a zero-copy [`Bytes`].
+/// owner behind a zero-copy [`Bytes`], or behind a `fill_buf` slice.
 #[derive(Debug)]
-struct Loan {
+pub(crate) struct Loan {
     region: Arc<Region>,
     at: u64,
     len: usize,
 }
 
 impl Loan {
-    fn new(region: Arc<Region>, at: u64, len: usize) -> Self {
-        region.mapping.loans.fetch_add(1, Ordering::Relaxed);
-        Self { region, at, len }
+    /// A loan, counted in the mapping's `loans`; `None` while a release
+    /// of the mapping's pages is under way.
+    fn new(region: Arc<Region>, at: u64, len: usize) -> Option<Self> {
+        let loans = &region.mapping.loans;
+        // Acquire: a release that ended before is done with the page tables.
+        if loans.fetch_add(1, Ordering::Acquire) & RELEASING != 0 {
+            loans.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Self { region, at, len })
     }
 }
 
@@ -474,9 +495,61 @@ impl AsRef<[u8]> for Loan {
     fn as_ref(&self) -> &[u8] {
         let region = &*self.region;
         let ptr = region.mapping.map.as_ptr();
-        // SAFETY: `Region::bytes` checked that the bytes lie inside the
+        // SAFETY: `Region::lend` checked that the bytes lie inside the
         // region, which `self.region` keeps mapped and covered: a page lost
         // later becomes a readable zero page on the first touch.
         unsafe { std::slice::from_raw_parts(ptr.add(region.base + self.at as usize), self.len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::Backing;
+
+    const LEN: u64 = 16 * 4096;
+
+    /// A private region over a temporary file of `LEN` bytes.
+    fn region() -> Arc<Region> {
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(LEN).unwrap();
+        let object = Object {
+            file,
+            access: Access::Read,
+            capacity: LEN,
+            backing: Backing::Persisted,
+            mincore_truthful: Default::default(),
+        };
+        let span = Span { start: 0, len: LEN };
+        Arc::new(Region::new(Arc::new(object), span).unwrap())
+    }
+
+    #[test]
+    fn a_live_loan_keeps_its_mapping_from_being_released() {
+        let region = region();
+        let loan = region.bytes(0, 4096).unwrap();
+        assert!(!region.may_release());
+        assert!(!region.release(0..LEN).unwrap());
+        drop(loan);
+        assert!(region.may_release());
+        assert!(region.release(0..LEN).unwrap());
+    }
+
+    #[test]
+    fn no_loan_is_made_while_a_release_runs() {
+        let region = region();
+        // As `release` holds it, between its check and its `madvise`.
+        region.mapping.loans.store(RELEASING, Ordering::Relaxed);
+        assert!(region.lend(0, 4096).unwrap().is_none());
+        // `bytes` copies instead, and the flag is all that is counted.
+        let copy = region.bytes(0, 4096).unwrap();
+        assert!(copy.iter().all(|&b| b == 0));
+        assert_eq!(region.mapping.loans.load(Ordering::Relaxed), RELEASING);
+        assert!(!region.release(0..LEN).unwrap()); // one release at a time
+
+        region.mapping.loans.store(0, Ordering::Relaxed);
+        let loan = region.lend(0, 4096).unwrap();
+        assert!(loan.is_some());
+        assert_eq!(region.mapping.loans.load(Ordering::Relaxed), 1);
     }
 }

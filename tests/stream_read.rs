@@ -651,6 +651,9 @@ fn prefetched_pages_evicted_before_the_reader_gets_there_are_prefetched_again_of
     // The reader stops where a step (1 MiB) ends: it checks the pages of
     // each step as it enters it.
     let step = 1 << 20;
+    // How far a job reads ahead depends on the share of the read-ahead
+    // budget, which a thousand other streams would cut to a step.
+    let _alone = MANY_STREAMS.blocking_lock();
     let mut first = vec![0u8; step];
     runtime.block_on(stream.read_exact(&mut first)).unwrap();
     // (Pages behind the cursor may have been released meanwhile: the other
@@ -687,9 +690,14 @@ fn prefetched_pages_evicted_before_the_reader_gets_there_are_prefetched_again_of
     assert!(stream.stats().evictions >= 1);
 }
 
+/// Held by a test with many streams, and by one whose stream must have a
+/// large share of the read-ahead budget.
+static MANY_STREAMS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn making_streams_maps_nothing_and_they_read_once_polled() {
     const STREAMS: usize = 1000;
+    let _many = MANY_STREAMS.lock().await;
     const EACH: usize = 10_000; // not page-aligned: streams share pages
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = pattern_file(dir.path(), STREAMS * EACH);

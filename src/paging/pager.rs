@@ -177,6 +177,9 @@ impl Pager {
 
     /// Queues `work` and sees that a thread will run it. `urgent` marks the
     /// task to run before the others while it is set (its stream waits).
+    /// A pager thread may run the `hint` earlier, while the task still
+    /// waits in the queue: a call that starts the task's reads without
+    /// waiting for them.
     ///
     /// # Errors
     ///
@@ -185,21 +188,23 @@ impl Pager {
     pub(crate) fn submit(
         &self,
         urgent: Arc<AtomicBool>,
-        work: impl FnOnce() + Send + 'static,
-    ) -> io::Result<()> {
-        self.submit_with_hint(urgent, None, Box::new(work))
-    }
-
-    /// [`submit`](Pager::submit), with a `hint` that a pager thread may
-    /// run earlier, while the task still waits in the queue: a call that
-    /// starts the task's reads without waiting for them.
-    pub(crate) fn submit_with_hint(
-        &self,
-        urgent: Arc<AtomicBool>,
         hint: Option<Work>,
         work: Work,
     ) -> io::Result<()> {
         let wake = self.shared.queue().push(Task { work, urgent, hint });
+        self.wake(wake)
+    }
+
+    /// Runs `work`, which gives memory back (pages released behind a
+    /// cursor, a region unmapped), on a pager thread before any queued
+    /// task. Fails if no thread could be started to run it.
+    pub(crate) fn reclaim(&self, work: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        let wake = self.shared.queue().push_reclaim(Box::new(work));
+        self.wake(wake)
+    }
+
+    /// Gets a thread to newly queued work, as the queue said.
+    fn wake(&self, wake: Wake) -> io::Result<()> {
         match wake {
             Wake::Notify => self.shared.work_queued.notify_one(),
             Wake::Wait => {}
@@ -316,7 +321,7 @@ impl Shared {
         let _background = sys::BackgroundScheduling::enter(POLICY);
         let mut queue = self.queue();
         loop {
-            if let Some(Task { work, hint, .. }) = queue.pop() {
+            if let Some((work, hint)) = queue.pop() {
                 let hints = queue.take_hints(LOOKAHEAD);
                 drop(queue);
                 // Nothing is dropped under the lock: dropping a task can drop
@@ -350,7 +355,7 @@ impl Shared {
     /// to the task; if none is, the queued tasks are dropped unrun (their
     /// owners see that) and the error is returned.
     fn failed_to_start(&self, error: io::Error) -> io::Result<()> {
-        let stranded: Vec<Task<Work>> = {
+        let stranded: Vec<(Work, Option<Work>)> = {
             let mut queue = self.queue();
             queue.leave();
             if queue.threads() > 0 {

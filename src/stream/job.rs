@@ -151,7 +151,7 @@ impl<T: Send + 'static> JobSlot<T> {
 
     /// [`start`](JobSlot::start), with a `hint` that starts the job's reads
     /// without waiting, which the pager may run while the job still waits
-    /// for a thread (see `Pager::submit_with_hint`). Skipped once the
+    /// for a thread (see `Pager::submit`). Skipped once the
     /// stream is gone.
     pub(crate) fn start_with_hint(
         &mut self,
@@ -178,7 +178,7 @@ impl<T: Send + 'static> JobSlot<T> {
         });
         // A pager that cannot run the job drops it, and the job reports
         // that as its result: nothing more to do with the error here.
-        let _ = Pager::current().submit_with_hint(
+        let _ = Pager::current().submit(
             Arc::clone(&self.shared.urgent),
             hint,
             Box::new(move || job.run(work)),

@@ -38,7 +38,7 @@ use tokio::runtime::Handle;
 use crate::budget::Budget;
 use crate::object::{Access, Object};
 use crate::range::Span;
-use crate::region::Region;
+use crate::region::{Loan, Region};
 use crate::sys::Populate;
 use windows::{window_size, Windows};
 
@@ -149,8 +149,9 @@ pub struct ViewStream {
     shut_down: bool,
     /// What `fill_buf` lends when the region cannot lend its own memory.
     copied: Vec<u8>,
-    /// The window `fill_buf` lent from last: its slice borrows it.
-    lent: Option<Arc<Region>>,
+    /// The loan behind the slice `fill_buf` returned last: it keeps the
+    /// window mapped, and its pages unreleased, until `consume`.
+    lent: Option<Loan>,
     /// Held by every background job; the watch sees it go.
     liveness: Arc<()>,
 }
@@ -414,7 +415,7 @@ impl ViewStream {
     ) -> Poll<io::Result<Option<Resident>>> {
         self.windows.settle(self.pos)?;
         self.release
-            .behind(&self.windows, self.pos, &mut self.prefetch)?;
+            .behind(&self.windows, self.pos, &mut self.prefetch);
         if self.pos >= self.len() {
             return Poll::Ready(Ok(None));
         }
@@ -567,9 +568,10 @@ impl AsyncBufRead for ViewStream {
         else {
             return Poll::Ready(Ok(&[]));
         };
-        let region = &**this.lent.insert(region);
-        if let Some(lent) = region.lend(start, len)? {
-            return Poll::Ready(Ok(lent));
+        this.lent = None;
+        if let Some(loan) = region.lend(start, len)? {
+            let loan: &Loan = this.lent.insert(loan);
+            return Poll::Ready(Ok(loan.as_ref()));
         }
         let len = len.min(FILL_COPY);
         this.copied.resize(len, 0);

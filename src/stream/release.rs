@@ -7,26 +7,36 @@
 //!                              ^ done         ^ cursor
 //!   every step of consumed pages: MADV_DONTNEED on them (the page cache
 //!   keeps them), unless a zero-copy Bytes of the region is alive; with
-//!   `drop_behind`, POSIX_FADV_DONTNEED too, on the pager
+//!   `drop_behind`, POSIX_FADV_DONTNEED too; on the pager, before its
+//!   other work
 //! ```
 //!
-//! A step is the stream's share of the read-ahead budget, at least
-//! [`RELEASE_MIN_STEP`] and at most `TEARDOWN_STEP`: so a thousand streams keep
-//! about a share behind each cursor and a share ahead, and a lone stream
-//! releases in large steps, whose TLB flushes cost nothing measurable.
+//! A step is a quarter of the stream's share of the read-ahead budget, at
+//! least [`RELEASE_MIN_STEP`] and at most `TEARDOWN_STEP`: so a thousand
+//! streams keep at most a quarter share behind each cursor beside a share
+//! ahead, and a lone stream releases in large steps, whose TLB flushes cost
+//! nothing measurable.
+//!
+//! The release runs on the pager, as [`Pager::reclaim`] work that goes
+//! before the queued jobs: `madvise` waits for the process's memory-map
+//! lock and flushes the TLBs of every CPU the process runs on, and on an
+//! async worker beside many busy pager threads it was where the worker was
+//! preempted for tens of milliseconds.
 //!
 //! `MADV_DONTNEED` only unmaps pages of a shared mapping (their contents
 //! stay in the file or shared memory); copy-on-write regions are never
 //! released, since that would throw away their private copies. A live
-//! `Bytes` keeps its whole mapped window unreleased: memory behind a loan
-//! is never touched, whatever the kernel would make of it. (A window the
+//! `Bytes` (or `fill_buf` slice) keeps its whole mapped window unreleased:
+//! memory behind a loan is never touched, whatever the kernel would make of
+//! it. The stream checks for loans before it hands the release over, and
+//! the release itself bars new loans while it runs (`Region::release`),
+//! for one made meanwhile after a seek back. (A window the
 //! cursor has left is unmapped altogether once nothing holds it: see
 //! [`Windows`].)
 
-use std::io;
 use std::sync::Arc;
 
-use crate::paging::pacing::{RELEASE_MIN_STEP, TEARDOWN_STEP};
+use crate::paging::pacing::{RELEASE_MIN_STEP, RELEASE_STEPS_PER_SHARE, TEARDOWN_STEP};
 use crate::stream::prefetch::Prefetcher;
 use crate::stream::windows::Windows;
 use crate::Pager;
@@ -48,35 +58,28 @@ impl Release {
         }
     }
 
-    /// Releases what lies behind `pos` in whole steps, if no loan is alive,
-    /// and tells the prefetcher those pages are no longer mapped.
-    pub(crate) fn behind(
-        &mut self,
-        windows: &Arc<Windows>,
-        pos: u64,
-        prefetch: &mut Prefetcher,
-    ) -> io::Result<()> {
-        let step = Pager::current()
-            .read_ahead()
-            .share()
-            .clamp(RELEASE_MIN_STEP, TEARDOWN_STEP);
-        if pos < self.done.saturating_add(step) {
-            return Ok(());
+    /// Releases what lies behind `pos` in whole steps, on the pager, if no
+    /// loan is alive, and tells the prefetcher those pages are no longer
+    /// mapped.
+    pub(crate) fn behind(&mut self, windows: &Arc<Windows>, pos: u64, prefetch: &mut Prefetcher) {
+        let pager = Pager::current();
+        let share = pager.read_ahead().share() / RELEASE_STEPS_PER_SHARE;
+        let step = share.clamp(RELEASE_MIN_STEP, TEARDOWN_STEP);
+        if pos < self.done.saturating_add(step) || !windows.may_release(self.done..pos) {
+            return;
         }
         let range = self.done..pos;
-        if !windows.release_unlent(range.clone())? {
-            return Ok(());
-        }
         prefetch.forget(range.clone());
         self.done = pos;
-        if self.drop_cached {
-            let windows = Arc::clone(windows);
-            // Best effort: pages that stay cached cost memory, not data.
-            let _ = Pager::current().submit(Arc::default(), move || {
+        let (windows, drop_cached) = (Arc::clone(windows), self.drop_cached);
+        // Best effort: pages left mapped cost memory, not data, and a loan
+        // made meanwhile (after a seek back) keeps them mapped.
+        let _ = pager.reclaim(move || {
+            let _ = windows.release(range.clone());
+            if drop_cached {
                 let _ = windows.drop_cached(range);
-            });
-        }
-        Ok(())
+            }
+        });
     }
 
     /// After a seek to `pos`: pages from there on may be mapped again.

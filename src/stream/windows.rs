@@ -268,7 +268,8 @@ impl Windows {
     }
 
     /// Drops the page-table entries of `range` from the windows mapped now
-    /// (see [`Region::release`]); a window not mapped has none.
+    /// (see [`Region::release`]: not of a window with a live loan); a window
+    /// not mapped has none.
     pub(crate) fn release(&self, range: Range<u64>) -> io::Result<()> {
         for piece in self.pieces(range) {
             if let Some(mapped) = self.at(piece.start) {
@@ -279,23 +280,12 @@ impl Windows {
         Ok(())
     }
 
-    /// Releases `range` as [`release`](Self::release) does, unless a window
-    /// it touches may not release now (a zero-copy `Bytes` of it is alive,
-    /// or it is shared: see [`Region::may_release`]). Returns whether it
-    /// released.
-    pub(crate) fn release_unlent(&self, range: Range<u64>) -> io::Result<bool> {
-        let pieces: Vec<(Mapped, Range<u64>)> = self
-            .pieces(range)
-            .filter_map(|piece| Some((self.at(piece.start)?, piece)))
-            .collect();
-        if !pieces.iter().all(|(mapped, _)| mapped.region.may_release()) {
-            return Ok(false);
-        }
-        for (mapped, piece) in pieces {
-            let local = mapped.local(piece.start)..mapped.local(piece.end);
-            mapped.region.release(local)?;
-        }
-        Ok(true)
+    /// Whether the windows mapped now of `range` may release their pages
+    /// (see [`Region::may_release`]): no loan of them is alive.
+    pub(crate) fn may_release(&self, range: Range<u64>) -> bool {
+        self.pieces(range)
+            .filter_map(|piece| self.at(piece.start))
+            .all(|mapped| mapped.region.may_release())
     }
 
     /// Starts writing the dirty pages of `range` to the file, and with
