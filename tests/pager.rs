@@ -84,10 +84,11 @@ fn two_thousand_cold_streams_share_the_pagers_bounded_threads() {
         peak_pager <= PAGER_THREADS,
         "{peak_pager} pager threads, bound {PAGER_THREADS}"
     );
-    // The test's own threads (harness, watcher) and the pager's, plus a
-    // little slack for the runtime; never one per stream.
+    // The test's own threads (harness, watcher), the pager's and its
+    // reclaim thread, plus a little slack for the runtime; never one per
+    // stream.
     assert!(
-        peak_all <= before + 1 + PAGER_THREADS + 2,
+        peak_all <= before + 1 + PAGER_THREADS + 1 + 2,
         "{peak_all} threads at the peak, {before} before the streams"
     );
 }

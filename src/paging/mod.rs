@@ -8,6 +8,9 @@
 //!        ▲   (one job per slot at a time)                      │ urgent first,
 //!        │                                                     │ then FIFO
 //!        └──────── progress, result, wake ─── pager thread <───┘ (bounded)
+//!
+//!   Release / Region::drop ── Pager::reclaim ──> Queue ──> reclaim thread
+//!   (memory given back: never behind the jobs)
 //! ```
 
 pub(crate) mod pacing;

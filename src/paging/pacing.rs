@@ -11,7 +11,7 @@
 //!   read-ahead      a 1/MEMORY_SHARE of memory, at most MAX_READ_AHEAD, shared;
 //!                   a waiting reader gets its share clamped to MIN_FLOOR..=FLOOR
 //!   release         behind the cursor in steps of a RELEASE_STEPS_PER_SHARE-th of
-//!                   the share, RELEASE_MIN_STEP..=TEARDOWN_STEP, on the pager
+//!                   the share, RELEASE_MIN_STEP..=TEARDOWN_STEP, on the reclaim thread
 //!   map windows     a stream maps MAP_WINDOW_READ_AHEADS x its largest read-ahead
 //!                   window at a time, at least MAP_WINDOW_MIN, on the pager
 //!   polls           a stream yields after SLICE of back-to-back polls (GAP apart)

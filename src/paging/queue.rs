@@ -5,12 +5,7 @@
 //! - **Fair.** Each stream has at most one job queued or running at a time
 //!   (its `JobSlot` sees to that), so first in, first out is round-robin
 //!   across streams.
-//! - **Memory back first.** Tasks that give memory back (pages released
-//!   behind a cursor, a region unmapped) run before all others, oldest
-//!   first: each is short work on the CPU, and behind a thousand waiting
-//!   streams' jobs it would wait for all of them while the memory stays
-//!   held.
-//! - **Waiting readers next.** A task whose stream is parked on it (a
+//! - **Waiting readers first.** A task whose stream is parked on it (a
 //!   reader or writer that returned `Pending` for it) is *urgent*: it runs
 //!   before any task that only works ahead, oldest urgent one first.
 //! - **Bounded.** A new thread starts only when a task is queued, no thread
@@ -38,8 +33,6 @@ pub(crate) struct Task<W> {
 
 /// Queued tasks and the count of threads, busy and idle.
 pub(crate) struct Queue<W> {
-    /// Tasks that give memory back: run first.
-    reclaims: VecDeque<W>,
     tasks: VecDeque<Task<W>>,
     threads: usize,
     idle: usize,
@@ -63,7 +56,6 @@ pub(crate) enum Wake {
 impl<W> Queue<W> {
     pub(crate) fn new(max_threads: usize) -> Self {
         Self {
-            reclaims: VecDeque::new(),
             tasks: VecDeque::new(),
             threads: 0,
             idle: 0,
@@ -76,17 +68,6 @@ impl<W> Queue<W> {
     /// [`Wake::Spawn`] the caller starts a thread, which counts from now on.
     pub(crate) fn push(&mut self, task: Task<W>) -> Wake {
         self.tasks.push_back(task);
-        self.wake()
-    }
-
-    /// Queues work that gives memory back, to run before every other task,
-    /// and says how to get a thread to it (as [`push`](Self::push)).
-    pub(crate) fn push_reclaim(&mut self, work: W) -> Wake {
-        self.reclaims.push_back(work);
-        self.wake()
-    }
-
-    fn wake(&mut self) -> Wake {
         if self.idle > 0 {
             Wake::Notify
         } else if self.threads < self.max_threads {
@@ -97,15 +78,11 @@ impl<W> Queue<W> {
         }
     }
 
-    /// The work to run next: the oldest reclaim, else the oldest urgent
-    /// task, else the oldest (with its hint, if it still has one). None
+    /// The task to run next: the oldest urgent one, else the oldest. None
     /// while paused.
-    pub(crate) fn pop(&mut self) -> Option<(W, Option<W>)> {
+    pub(crate) fn pop(&mut self) -> Option<Task<W>> {
         if self.paused > 0 {
             return None;
-        }
-        if let Some(work) = self.reclaims.pop_front() {
-            return Some((work, None));
         }
         let urgent = self
             .tasks
@@ -120,7 +97,7 @@ impl<W> Queue<W> {
             // backlog's worth of memory behind.
             self.tasks.shrink_to(SPARE);
         }
-        task.map(|task| (task.work, task.hint))
+        task
     }
 
     /// The hints of the first `n` queued tasks that still have one, each
@@ -164,7 +141,7 @@ impl<W> Queue<W> {
 
     /// Whether nothing is queued and no thread is at work.
     pub(crate) fn is_idle(&self) -> bool {
-        self.len() == 0 && self.idle == self.threads
+        self.tasks.is_empty() && self.idle == self.threads
     }
 
     /// Threads started and not yet gone.
@@ -174,7 +151,7 @@ impl<W> Queue<W> {
 
     /// Tasks waiting for a thread.
     pub(crate) fn len(&self) -> usize {
-        self.reclaims.len() + self.tasks.len()
+        self.tasks.len()
     }
 }
 
@@ -193,7 +170,7 @@ mod tests {
     }
 
     fn drain(queue: &mut Queue<&'static str>) -> Vec<&'static str> {
-        std::iter::from_fn(|| queue.pop().map(|(work, _)| work)).collect()
+        std::iter::from_fn(|| queue.pop().map(|task| task.work)).collect()
     }
 
     #[test]
@@ -222,38 +199,12 @@ mod tests {
     }
 
     #[test]
-    fn work_that_gives_memory_back_runs_before_all_tasks() {
-        let mut queue = Queue::new(4);
-        let (a, a_waits) = task("a");
-        queue.push(a);
-        a_waits.store(true, Ordering::Release);
-        queue.push(task("b").0);
-        queue.push_reclaim("release");
-        queue.push_reclaim("unmap");
-        assert_eq!(queue.len(), 4);
-        assert_eq!(drain(&mut queue), ["release", "unmap", "a", "b"]);
-    }
-
-    #[test]
-    fn a_reclaim_wakes_a_thread_as_a_task_does() {
-        let mut queue = Queue::new(1);
-        assert_eq!(queue.push_reclaim("release"), Wake::Spawn);
-        assert_eq!(queue.push_reclaim("unmap"), Wake::Wait);
-        assert!(!queue.is_idle());
-        queue.pop();
-        queue.pop();
-        queue.idle();
-        assert!(queue.is_idle());
-        assert_eq!(queue.push_reclaim("release"), Wake::Notify);
-    }
-
-    #[test]
     fn the_hints_of_the_next_tasks_are_taken_once() {
         let mut queue = Queue::new(2);
         for name in ["a", "b", "c", "d"] {
             queue.push(task(name).0);
         }
-        assert_eq!(queue.pop().map(|(work, _)| work), Some("a"));
+        assert_eq!(queue.pop().map(|task| task.work), Some("a"));
         assert_eq!(queue.take_hints(2), ["b", "c"]);
         assert_eq!(queue.take_hints(2), Vec::<&str>::new());
         assert_eq!(queue.take_hints(3), ["d"]);

@@ -7,8 +7,8 @@
 //!                              ^ done         ^ cursor
 //!   every step of consumed pages: MADV_DONTNEED on them (the page cache
 //!   keeps them), unless a zero-copy Bytes of the region is alive; with
-//!   `drop_behind`, POSIX_FADV_DONTNEED too; on the pager, before its
-//!   other work
+//!   `drop_behind`, POSIX_FADV_DONTNEED too; on the pager's reclaim
+//!   thread
 //! ```
 //!
 //! A step is a quarter of the stream's share of the read-ahead budget, at
@@ -17,8 +17,8 @@
 //! ahead, and a lone stream releases in large steps, whose TLB flushes cost
 //! nothing measurable.
 //!
-//! The release runs on the pager, as [`Pager::reclaim`] work that goes
-//! before the queued jobs: `madvise` waits for the process's memory-map
+//! The release runs on the pager's reclaim thread ([`Pager::reclaim`]),
+//! which never waits behind the jobs: `madvise` waits for the process's memory-map
 //! lock and flushes the TLBs of every CPU the process runs on, and on an
 //! async worker beside many busy pager threads it was where the worker was
 //! preempted for tens of milliseconds.
@@ -58,7 +58,8 @@ impl Release {
         }
     }
 
-    /// Releases what lies behind `pos` in whole steps, on the pager, if no
+    /// Releases what lies behind `pos` in whole steps, on the pager's
+    /// reclaim thread, if no
     /// loan is alive, and tells the prefetcher those pages are no longer
     /// mapped.
     pub(crate) fn behind(&mut self, windows: &Arc<Windows>, pos: u64, prefetch: &mut Prefetcher) {
