@@ -8,8 +8,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 
+use super::cpu_gate::CpuGate;
 use super::pacing::{
-    KEEP_ALIVE, LOOKAHEAD, MAX_DEFAULT, MAX_READ_AHEAD, MEMORY_SHARE, PER_CORE, POLICY,
+    CPU_PER_CORE, KEEP_ALIVE, LOOKAHEAD, MAX_DEFAULT, MAX_READ_AHEAD, MEMORY_SHARE, PER_CORE,
+    POLICY,
 };
 use super::queue::{Queue, Task, Wake};
 use super::read_ahead::ReadAhead;
@@ -64,6 +66,7 @@ pub struct Pager {
     /// the worker, `scale --streams 1024`).
     reclaims: Arc<Pool>,
     read_ahead: ReadAhead,
+    cpu: CpuGate,
 }
 
 /// Settings for the process's [`Pager`], made by [`Pager::builder`].
@@ -86,6 +89,7 @@ pub struct Pager {
 pub struct PagerBuilder {
     threads: usize,
     read_ahead_budget: u64,
+    cores: usize,
 }
 
 /// Threads that run the tasks of one queue.
@@ -114,6 +118,7 @@ impl Pager {
         PagerBuilder {
             threads: (cores * PER_CORE).min(MAX_DEFAULT),
             read_ahead_budget: (memory / MEMORY_SHARE).min(MAX_READ_AHEAD),
+            cores,
         }
     }
 
@@ -177,6 +182,11 @@ impl Pager {
     /// The budget the prefetchers of streams claim their windows from.
     pub(crate) fn read_ahead(&self) -> &ReadAhead {
         &self.read_ahead
+    }
+
+    /// The permits a pager thread takes for CPU-bound work.
+    pub(crate) fn cpu(&self) -> &CpuGate {
+        &self.cpu
     }
 
     /// Holds back every queued and new task until the guard drops, so that
@@ -296,6 +306,7 @@ impl PagerBuilder {
             jobs: Arc::new(Pool::new("mapview-pager", self.threads)),
             reclaims: Arc::new(Pool::new("mapview-reclaim", 1)),
             read_ahead: ReadAhead::new(self.read_ahead_budget),
+            cpu: CpuGate::new(self.cores * CPU_PER_CORE),
         }
     }
 }

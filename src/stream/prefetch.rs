@@ -468,7 +468,9 @@ fn populate(
             // them here took a cold reader's longest poll from 7-20 ms to
             // 1-2 ms (`cold_read`). (`mincore` cannot tell fresh pages: it
             // counts pages still being read in as resident, so every window
-            // is touched.)
+            // is touched.) By a few threads at once: it is all CPU (see
+            // `CpuGate`).
+            let _cpu = Pager::current().cpu().enter();
             region.touch(step.clone())?;
         }
         if step.end < range_end {
