@@ -36,9 +36,8 @@ pub(crate) const PER_CORE: usize = 8;
 /// at most one such thread beside an async worker. With 1024 streams over a
 /// cold 8 GiB file, in five interleaved runs against no gate, the polls of
 /// 10 ms or more went from 0-15 a run to 0-4, at the same throughput; and
-/// beside two busy-looping processes the gate read faster (920 MB/s
-/// against 859), since the touching threads no longer took turns with
-/// each other (`scale --quick --size-mib 8192 --streams 1024 [--hog]`).
+/// beside two busy-looping processes it read at 920 MB/s against 859
+/// (`scale --quick --size-mib 8192 --streams 1024 [--hog]`).
 pub(crate) const CPU_PER_CORE: usize = 1;
 
 /// The most threads the default pager starts, whatever the core count.
