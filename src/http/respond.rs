@@ -256,7 +256,8 @@ impl Site {
             }
             Selection::Full => {
                 let body = self.range_body(opened, 0..len, head, prefetch);
-                (StatusCode::OK, content_type.into(), len, body)
+                let content_type = HeaderValue::from_static(content_type);
+                (StatusCode::OK, content_type, len, body)
             }
             Selection::Ranges(ranges) if ranges.len() == 1 => {
                 let range = ranges[0].clone();
@@ -265,16 +266,13 @@ impl Site {
                 headers.insert(header::CONTENT_RANGE, value(content_range));
                 let length = range.end - range.start;
                 let body = self.range_body(opened, range, head, prefetch);
-                (
-                    StatusCode::PARTIAL_CONTENT,
-                    content_type.into(),
-                    length,
-                    body,
-                )
+                let content_type = HeaderValue::from_static(content_type);
+                (StatusCode::PARTIAL_CONTENT, content_type, length, body)
             }
             Selection::Ranges(ranges) => {
                 let multipart = Multipart::new(&ranges, len, content_type);
-                let (content_type, length) = (multipart.content_type(), multipart.len());
+                let content_type = value(multipart.content_type());
+                let length = multipart.len();
                 let body = match head {
                     true => Ok(ResponseBody::empty()),
                     false => multipart.body(opened, self.chunk_size, prefetch),
@@ -285,7 +283,7 @@ impl Site {
         *response.status_mut() = code;
         *response.body_mut() = body.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, value(content_type));
+        headers.insert(header::CONTENT_TYPE, content_type);
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         Ok(response)
     }
