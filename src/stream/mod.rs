@@ -229,6 +229,7 @@ impl ViewStream {
 
     /// A stream over `region`, mapped already, which may be a slice of a
     /// shared mapping.
+    #[cfg(feature = "http")]
     pub(crate) fn over(region: Region, options: &StreamOptions) -> io::Result<Self> {
         in_runtime()?;
         Ok(Self::with(Windows::whole(Arc::new(region)), options))
