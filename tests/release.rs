@@ -1,13 +1,14 @@
 //! A reading stream gives back what it has consumed: the pages behind its
 //! cursor leave its mapping (so memory is bounded by the window, not the
 //! file), never while a zero-copy `Bytes` of it is alive, and with
-//! `drop_behind` they leave the page cache too.
+//! `drop_behind` they leave the page cache too; the release never waits
+//! behind the pager's jobs.
 
 mod common;
 
 use common::{eventually, mapped_bytes, mapped_pages, mappings_of, pattern_file, resident_pages};
 use futures::TryStreamExt;
-use mapview::{MappedFile, StreamOptions, ViewStream};
+use mapview::{MappedFile, Pager, StreamOptions, ViewStream};
 use tokio::io::AsyncReadExt;
 
 const MIB: usize = 1 << 20;
@@ -116,4 +117,31 @@ async fn a_window_left_behind_is_unmapped_once_no_chunk_of_it_is_alive() {
         !maps_held()
     });
     assert!(mapped_bytes(&path) <= WINDOW + PAGE);
+}
+
+#[tokio::test]
+async fn pages_are_released_while_the_pagers_jobs_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), LEN);
+    // SAFETY: the test's own file; nothing truncates it.
+    let map = unsafe { MappedFile::open(&path).unwrap() };
+    let options = StreamOptions::new().read_ahead(32 * MIB as u64);
+    let mut stream = map.stream_with(.., &options).unwrap();
+    let mut got = read_in_small_reads(&mut stream, 32 * MIB).await;
+    eventually("the next 16 MiB are prefetched", || {
+        mapped_pages(&path, 32 * MIB..48 * MIB) == 16 * MIB / PAGE
+    });
+
+    // No job runs now: what the reader consumes from here on is released
+    // by the pager's reclaim thread all the same, not behind the jobs.
+    let _paused = Pager::current().pause();
+    got.extend(read_in_small_reads(&mut stream, 16 * MIB).await);
+    assert!(got == data[..48 * MIB]);
+    let mut byte = [0u8; 1];
+    let mut next = tokio_test::task::spawn(stream.read(&mut byte));
+    let _ = next.poll(); // at 48 MiB: hands the release of what is behind
+    eventually(
+        "the pages read while the jobs wait leave the mapping",
+        || mapped_pages(&path, 0..40 * MIB) == 0,
+    );
 }
