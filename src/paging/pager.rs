@@ -134,7 +134,8 @@ impl Pager {
         GLOBAL.get_or_init(|| Self::builder().build())
     }
 
-    /// The most threads this pager runs at once.
+    /// The most threads this pager runs jobs on at once (beside its one
+    /// reclaim thread).
     ///
     /// # Examples
     ///
@@ -241,8 +242,9 @@ impl Drop for Paused<'_> {
 }
 
 impl PagerBuilder {
-    /// The most threads the pager runs at once (at least 1). The default is
-    /// eight per core, at most 32.
+    /// The most threads the pager runs jobs on at once (at least 1; its
+    /// reclaim thread comes on top). The default is eight per core, at most
+    /// 32.
     ///
     /// # Examples
     ///
