@@ -410,10 +410,10 @@ impl Drop for Mapping {
         // waits there behind the pager's populates (82 ms once, with 1024
         // streams in `scale --quick`); tearing down the page tables of a
         // populated GiB takes tens of milliseconds more. Either would stall
-        // an async worker, so those go to the pager's reclaim thread. A small region while
-        // the pager is idle is unmapped right here: a trip to the pager per
-        // region cost a server of hot 64 KiB ranges a third of its requests
-        // (`SERVERS=mapview CACHES=hot WORKLOADS=ranges bash
+        // an async worker, so those go to the pager's reclaim thread. A small
+        // region while the pager is idle is unmapped right here: a trip to
+        // the pager per region cost a server of hot 64 KiB ranges a third of
+        // its requests (`SERVERS=mapview CACHES=hot WORKLOADS=ranges bash
         // benches/serve_bench.sh`: 7730 against 12107 req/s).
         if map.len() < UNMAP_OFF_WORKER && Pager::current().is_idle() {
             return;

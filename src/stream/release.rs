@@ -18,10 +18,10 @@
 //! nothing measurable.
 //!
 //! The release runs on the pager's reclaim thread ([`Pager::reclaim`]),
-//! which never waits behind the jobs: `madvise` waits for the process's memory-map
-//! lock and flushes the TLBs of every CPU the process runs on, and on an
-//! async worker beside many busy pager threads it was where the worker was
-//! preempted for tens of milliseconds.
+//! which never waits behind the jobs: `madvise` waits for the process's
+//! memory-map lock and flushes the TLBs of every CPU the process runs on,
+//! and on an async worker beside many busy pager threads it was where the
+//! worker was preempted for tens of milliseconds.
 //!
 //! `MADV_DONTNEED` only unmaps pages of a shared mapping (their contents
 //! stay in the file or shared memory); copy-on-write regions are never
@@ -59,9 +59,8 @@ impl Release {
     }
 
     /// Releases what lies behind `pos` in whole steps, on the pager's
-    /// reclaim thread, if no
-    /// loan is alive, and tells the prefetcher those pages are no longer
-    /// mapped.
+    /// reclaim thread, if no loan is alive, and tells the prefetcher those
+    /// pages are no longer mapped.
     pub(crate) fn behind(&mut self, windows: &Arc<Windows>, pos: u64, prefetch: &mut Prefetcher) {
         let pager = Pager::current();
         let share = pager.read_ahead().share() / RELEASE_STEPS_PER_SHARE;
