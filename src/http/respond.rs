@@ -98,10 +98,10 @@ impl Site {
                 return Ok(response);
             }
         };
-        let path = request.uri.path().to_owned();
+        let path = request.uri.path();
         let key = self.cache.as_ref().map(|cache| {
             let path = match self.source {
-                Source::Dir { .. } => path.clone(),
+                Source::Dir { .. } => path.to_owned(),
                 Source::File(_) => String::new(),
             };
             (
@@ -120,7 +120,7 @@ impl Site {
                     return self.reply(&chosen, &request.headers, head, Prefetch::Background)
                 }
                 // Most checks are answered from the kernel's caches: here.
-                Lookup::Stale(chosen) if self.is_current(&chosen, &path, &request.headers) => {
+                Lookup::Stale(chosen) if self.is_current(&chosen, path, &request.headers) => {
                     cache.insert(key.clone(), Arc::clone(&chosen), chosen.opened.len, now);
                     return self.reply(&chosen, &request.headers, head, Prefetch::Background);
                 }
@@ -129,6 +129,7 @@ impl Site {
             }
         }
         let site = Arc::clone(self);
+        let path = path.to_owned();
         let headers = request.headers.clone();
         let key = key.map(|(cache, key)| (Arc::clone(cache), key));
         // Lookups, opens and mmap may wait on the disk (or on the process's
