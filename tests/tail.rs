@@ -6,8 +6,11 @@ use std::io::{ErrorKind, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{append, child_role, run_child, truncate};
-use mapview::Tail;
+use common::{
+    append, child_role, eventually, mapped_bytes, mapped_pages, pattern_file, resident_pages,
+    run_child, truncate,
+};
+use mapview::{Pager, Tail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 
 type TailLines = Lines<Tail>;
@@ -100,6 +103,46 @@ async fn a_100_mib_append_is_read_completely() {
         .unwrap();
     writer.join().unwrap();
     assert!(read.chunks(line.len()).all(|l| l == line.as_bytes()));
+}
+
+#[tokio::test]
+async fn a_tail_maps_its_file_on_the_pager_never_on_the_polling_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "first\n");
+    // `mmap` waits for the process's memory-map lock behind every populate
+    // in flight: with the pager held, neither following the file nor
+    // polling it maps anything.
+    let paused = Pager::current().pause();
+    let mut lines = follow(&path, SeekFrom::Start(0));
+    let mut next = tokio_test::task::spawn(lines.next_line());
+    assert!(next.poll().is_pending());
+    assert_eq!(mapped_bytes(&path), 0);
+    drop(paused);
+    let line = tokio::time::timeout(Duration::from_secs(10), next)
+        .await
+        .expect("a line once the pager runs");
+    assert_eq!(line.unwrap().as_deref(), Some("first"));
+    assert!(mapped_bytes(&path) > 0);
+}
+
+#[tokio::test]
+async fn what_a_tail_has_read_leaves_its_mapping() {
+    const MIB: usize = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), 48 * MIB);
+    let mut tail = Tail::follow(&path, SeekFrom::Start(0)).unwrap();
+    let mut got = vec![0u8; 48 * MIB];
+    for piece in got.chunks_mut(64 << 10) {
+        tail.read_exact(piece).await.unwrap();
+    }
+    assert!(got == data);
+    // Behind the cursor the pages leave the tail's mapping (the page cache
+    // keeps them): a tail over a large log holds a window, not the log.
+    eventually("the pages behind the cursor leave the mapping", || {
+        mapped_pages(&path, 0..40 * MIB) == 0
+    });
+    assert_eq!(resident_pages(&path, 0..40 * MIB), 40 * MIB / 4096);
 }
 
 #[tokio::test]

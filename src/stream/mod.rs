@@ -22,7 +22,7 @@ mod chunks;
 mod job;
 mod options;
 pub(crate) mod prefetch;
-mod release;
+pub(crate) mod release;
 pub(crate) mod windows;
 mod writeback;
 

@@ -6,17 +6,18 @@
 //!     bytes below the file's length?  ── yes ─> prefetched? copy into the
 //!        │ no                                  buffer (guarded), hand it out
 //!     look again (fstat; stat of the path)
-//!        ├─ longer          -> read on (remap if past the mapping)
+//!        ├─ longer          -> read on (the pager maps what comes)
 //!        ├─ shorter than us -> truncated: read again from the start
 //!        ├─ path now names another file, and ours is drained -> switch to it
 //!        └─ nothing new     -> Pending until inotify (or a 100 ms timer)
 //! ```
 //!
-//! The tail reads its file through a mapping with the same prefetcher as a
-//! [`ViewStream`](crate::ViewStream), but hands out copies only: the file
-//! belongs to another program that may truncate it at any moment, and a
-//! truncation under a copy is caught (see `sys::guarded_copy`) and treated
-//! like any other truncation.
+//! The tail reads its file through the same paging parts as a
+//! [`ViewStream`](crate::ViewStream) (windows mapped on the pager, its
+//! prefetcher, the release of what was read: see `source`), but hands out
+//! copies only: the file belongs to another program that may truncate it at
+//! any moment, and a truncation under a copy is caught (see
+//! `sys::guarded_copy`) and treated like any other truncation.
 
 mod instances;
 mod options;
@@ -51,16 +52,18 @@ const BUFFER: usize = 64 << 10;
 ///     bytes below the file's length?  ── yes ─> prefetched? copy into the
 ///        │ no                                  buffer (guarded), hand it out
 ///     look again (fstat; stat of the path)
-///        ├─ longer          -> read on (remap if past the mapping)
+///        ├─ longer          -> read on (the pager maps what comes)
 ///        ├─ shorter than us -> truncated: read again from the start
 ///        ├─ path now names another file, and ours is drained -> switch to it
 ///        └─ nothing new     -> Pending until inotify (or a 100 ms timer)
 /// ```
 ///
-/// The file is read through a mapping with a stream's prefetcher, but only
-/// copies are handed out: the file belongs to another program that may cut
-/// it short at any moment, and a truncation under a copy is caught and
-/// treated like any other truncation, never a `SIGBUS`.
+/// The file is read through mappings made and prefetched off the polling
+/// thread, as a stream's are, and what was read leaves the mapping, so
+/// memory stays bounded however large the file. Only copies are handed
+/// out: the file belongs to another program that may cut it short at any
+/// moment, and a truncation under a copy is caught and treated like any
+/// other truncation, never a `SIGBUS`.
 ///
 /// - Growth is noticed through inotify, with a re-check every 100 ms as a
 ///   fallback for filesystems without events.
@@ -314,13 +317,13 @@ impl Tail {
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             if let Some(source) = self.source.as_mut().filter(|s| self.pos < s.len()) {
-                match ready!(source.poll_available(cx, self.pos)) {
-                    Ok(available) => match self.copy(available) {
-                        Ok(()) => return Poll::Ready(Ok(())),
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.restart()?,
-                        Err(e) => return Poll::Ready(Err(e)),
-                    },
-                    // The file ended before the prefetcher got there: cut.
+                match ready!(source.poll_copy(cx, self.pos, &mut self.buf)) {
+                    Ok(len) => {
+                        self.filled = 0..len;
+                        self.pos += len as u64;
+                        return Poll::Ready(Ok(()));
+                    }
+                    // The file was cut under the read: read it again.
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.restart()?,
                     Err(e) => return Poll::Ready(Err(e)),
                 }
@@ -333,24 +336,10 @@ impl Tail {
         }
     }
 
-    /// Copies up to `available` bytes at the read position into the buffer.
-    fn copy(&mut self, available: u64) -> io::Result<()> {
-        let Some(source) = &self.source else {
-            return Ok(());
-        };
-        let len = available.min(self.buf.len() as u64) as usize;
-        source.copy_out(self.pos, &mut self.buf[..len])?;
-        self.filled = 0..len;
-        self.pos += len as u64;
-        Ok(())
-    }
-
-    /// The file was truncated under a copy: map it afresh and read it again
-    /// from the start.
+    /// The file was truncated: read it again from the start.
     fn restart(&mut self) -> io::Result<()> {
         if let Some(source) = &mut self.source {
-            let len = source.refresh_len()?;
-            source.remap(len)?;
+            source.reread()?;
         }
         self.pos = 0;
         Ok(())
