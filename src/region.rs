@@ -141,6 +141,7 @@ impl Region {
     }
 
     /// The object the region maps, to share.
+    #[cfg(feature = "http")]
     pub(crate) fn object_arc(&self) -> &Arc<Object> {
         &self.mapping.object
     }

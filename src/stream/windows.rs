@@ -113,6 +113,7 @@ impl Windows {
     }
 
     /// One window, mapped already: all of `region`.
+    #[cfg(feature = "http")]
     pub(crate) fn whole(region: Arc<Region>) -> Self {
         let table = Table {
             mapped: vec![Mapped {
