@@ -69,7 +69,7 @@ pub(crate) const LOOKAHEAD: usize = 1024;
 /// but beside two busy-looping processes the streams read at 7 MB/s (nice
 /// 10: 48-50) against 311-373 at nice 0. Backing off to nice 0 when a
 /// thread waited far longer than it ran while other processes kept most of
-/// the CPUs busy lost 20% beside the loops and fired without them too (the
+/// the CPUs busy lost a sixth beside the loops and fired without them too (the
 /// kernel's reclaim keeps a CPU busy), for no fewer slow polls.
 pub(crate) const POLICY: libc::c_int = libc::SCHED_BATCH;
 
