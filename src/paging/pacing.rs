@@ -67,10 +67,10 @@ pub(crate) const LOOKAHEAD: usize = 1024;
 /// high nice value. Over a file of 1.33x memory with 1024 streams, nice 19
 /// cut the polls of 10 ms or more to 7-24 a run (against 11-152 at nice 0),
 /// but beside two busy-looping processes the streams read at 7 MB/s (nice
-/// 10: 48-50) against 311-373 at nice 0. Backing off to nice 0 when a
+/// 10: 48-50) against 273-373 at nice 0. Backing off to nice 0 when a
 /// thread waited far longer than it ran while other processes kept most of
-/// the CPUs busy lost a sixth beside the loops and fired without them too (the
-/// kernel's reclaim keeps a CPU busy), for no fewer slow polls.
+/// the CPUs busy lost a sixth beside the loops, and fired without them too
+/// (the kernel's reclaim keeps a CPU busy), for no fewer slow polls.
 pub(crate) const POLICY: libc::c_int = libc::SCHED_BATCH;
 
 /// Background work on a region's pages goes this many bytes at a time, with
