@@ -392,16 +392,10 @@ impl Region {
     }
 
     /// Whether every page of `range` is in memory (a hint; see
-    /// [`sys::mincore_is_truthful`]): asked of the file where the kernel
-    /// can tell (see [`sys::cached`]), without the memory-map lock, else
-    /// of the mapping.
+    /// [`sys::mincore_is_truthful`]).
     pub(crate) fn is_resident(&self, range: Range<u64>) -> io::Result<bool> {
         let len = (range.end - range.start) as usize;
         let ptr = self.ptr(range.start, len)?;
-        let offset = self.object_offset(range.start);
-        if let Some(cached) = sys::cached(&self.object().file, offset, len as u64) {
-            return Ok(cached);
-        }
         // SAFETY: the range lies inside the live mapping (checked by `ptr`).
         unsafe { sys::is_resident(ptr, len) }
     }

@@ -240,74 +240,6 @@ pub(crate) unsafe fn is_resident(addr: *const u8, len: usize) -> io::Result<bool
     Ok(pages.iter().all(|p| p & 1 == 1))
 }
 
-/// Whether every page of `offset..offset + len` of `file` is in the page
-/// cache, asked of the file (`cachestat`, Linux 6.5 and later) rather than
-/// of a mapping: `mincore` takes the process's memory-map lock, and so waits
-/// behind any `mmap` or `munmap` of another thread (and that behind the
-/// populates in flight), which an async worker must not. `None` where the
-/// kernel has no `cachestat`, or refuses it for this file: ask `mincore`.
-#[cfg(target_os = "linux")]
-pub(crate) fn cached(file: &File, offset: u64, len: u64) -> Option<bool> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    /// `cachestat`'s number, the same on every architecture.
-    const SYS_CACHESTAT: libc::c_long = 451;
-    /// Set once the kernel said it has no `cachestat`.
-    static MISSING: AtomicBool = AtomicBool::new(false);
-    #[repr(C)]
-    struct Range {
-        off: u64,
-        len: u64,
-    }
-    #[repr(C)]
-    #[derive(Default)]
-    struct Stat {
-        nr_cache: u64,
-        nr_dirty: u64,
-        nr_writeback: u64,
-        nr_evicted: u64,
-        nr_recently_evicted: u64,
-    }
-    if MISSING.load(Ordering::Relaxed) {
-        return None;
-    }
-    let page = page_size() as u64;
-    let start = offset / page * page;
-    let end = offset.checked_add(len)?.div_ceil(page) * page;
-    if end == start {
-        return Some(true); // no page: `cachestat` would read len 0 as "to the end"
-    }
-    let range = Range {
-        off: start,
-        len: end - start,
-    };
-    let mut stat = Stat::default();
-    // SAFETY: `range` and `stat` are valid for the call, laid out as the
-    // kernel's `cachestat_range` and `cachestat`; the descriptor is borrowed
-    // for its duration.
-    let ret = unsafe {
-        libc::syscall(
-            SYS_CACHESTAT,
-            file.as_raw_fd(),
-            &range as *const Range,
-            &mut stat as *mut Stat,
-            0,
-        )
-    };
-    if ret != 0 {
-        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-            MISSING.store(true, Ordering::Relaxed);
-        }
-        return None;
-    }
-    Some(stat.nr_cache == range.len / page)
-}
-
-/// `mincore` it is, on other systems.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn cached(_file: &File, _offset: u64, _len: u64) -> Option<bool> {
-    None
-}
-
 /// Drops the clean pages of `offset..offset + len` of `file` from the page
 /// cache (`POSIX_FADV_DONTNEED`); dirty ones stay. It may start writing
 /// dirty pages back on the way: call it off the async workers.
@@ -520,24 +452,6 @@ mod tests {
         })
         .join()
         .unwrap();
-    }
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn cachestat_tells_cached_pages_from_dropped_ones() {
-        use std::io::Write;
-        let mut file = tempfile::tempfile().unwrap();
-        file.write_all(&vec![7u8; 64 << 10]).unwrap();
-        file.sync_all().unwrap();
-        let Some(cached) = super::cached(&file, 0, 64 << 10) else {
-            return; // a kernel before 6.5: the callers ask mincore
-        };
-        assert!(cached);
-        super::drop_cached(&file, 0, 64 << 10).unwrap();
-        assert_eq!(super::cached(&file, 4096, 100), Some(false));
-        assert_eq!(super::cached(&file, 4096, 0), Some(true));
-        // Past the end of the file nothing is cached.
-        assert_eq!(super::cached(&file, 1 << 20, 4096), Some(false));
     }
 
     #[test]
