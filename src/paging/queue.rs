@@ -34,6 +34,10 @@ pub(crate) struct Task<W> {
 /// Queued tasks and the count of threads, busy and idle.
 pub(crate) struct Queue<W> {
     tasks: VecDeque<Task<W>>,
+    /// How many tasks at the front have had their hints taken: the next
+    /// [`take_hints`](Queue::take_hints) starts after them, so that a
+    /// thread does not walk a thousand spent tasks under the lock.
+    hinted: usize,
     threads: usize,
     idle: usize,
     max_threads: usize,
@@ -57,6 +61,7 @@ impl<W> Queue<W> {
     pub(crate) fn new(max_threads: usize) -> Self {
         Self {
             tasks: VecDeque::new(),
+            hinted: 0,
             threads: 0,
             idle: 0,
             max_threads: max_threads.max(1),
@@ -88,10 +93,11 @@ impl<W> Queue<W> {
             .tasks
             .iter()
             .position(|task| task.urgent.load(Ordering::Acquire));
-        let task = match urgent {
-            Some(at) => self.tasks.remove(at),
-            None => self.tasks.pop_front(),
-        };
+        let at = urgent.unwrap_or(0);
+        let task = self.tasks.remove(at);
+        if at < self.hinted {
+            self.hinted -= 1;
+        }
         if self.tasks.is_empty() {
             // A burst (thousands of streams dropped at once) leaves no
             // backlog's worth of memory behind.
@@ -106,9 +112,11 @@ impl<W> Queue<W> {
         if self.paused > 0 {
             return Vec::new();
         }
+        let end = n.min(self.tasks.len());
+        let start = self.hinted.min(end);
+        self.hinted = self.hinted.max(end);
         self.tasks
-            .iter_mut()
-            .take(n)
+            .range_mut(start..end)
             .filter_map(|task| task.hint.take())
             .collect()
     }
@@ -210,6 +218,32 @@ mod tests {
         assert_eq!(queue.take_hints(3), ["d"]);
         // The tasks themselves are still there, in order.
         assert_eq!(drain(&mut queue), ["b", "c", "d"]);
+    }
+
+    #[test]
+    fn hints_are_taken_once_whatever_runs_in_between() {
+        let mut queue = Queue::new(2);
+        let (a, b, c) = (task("a"), task("b"), task("c"));
+        queue.push(a.0);
+        queue.push(b.0);
+        queue.push(c.0);
+        queue.push(task("d").0);
+        assert_eq!(queue.take_hints(2), ["a", "b"]);
+        // An urgent task from the middle of the hinted ones runs first.
+        b.1.store(true, Ordering::Release);
+        assert_eq!(queue.pop().map(|task| task.work), Some("b"));
+        // "a" is still hinted, "c" and "d" are not yet.
+        assert_eq!(queue.take_hints(2), ["c"]);
+        assert_eq!(queue.take_hints(3), ["d"]);
+        // A task from past the hinted ones: the count stays.
+        c.1.store(true, Ordering::Release);
+        assert_eq!(queue.pop().map(|task| task.work), Some("c"));
+        queue.push(task("e").0);
+        assert_eq!(queue.take_hints(3), ["e"]);
+        assert_eq!(drain(&mut queue), ["a", "d", "e"]);
+        // Emptied, the queue hints from its front again.
+        queue.push(task("f").0);
+        assert_eq!(queue.take_hints(1), ["f"]);
     }
 
     #[test]
