@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Serves the files under DIR (default: this crate's `src`) at `/files/`,
-//! and a greeting at `/`.
+//! and a greeting at `/`. Connections are `SendfileStream`s, so the bytes
+//! of cached files go out with `sendfile` (as nginx's `sendfile on`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +15,37 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use mapview::http::ServeDir;
+use mapview::http::{SendfileStream, ServeDir};
+use tokio::net::TcpListener;
+
+/// Accepts connections as `SendfileStream`s.
+struct SendfileListener(TcpListener);
+
+impl axum::serve::Listener for SendfileListener {
+    type Io = SendfileStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (SendfileStream, SocketAddr) {
+        loop {
+            match self.0.accept().await {
+                Ok((stream, addr)) => {
+                    // Send each response when it is ready (nginx: tcp_nodelay on).
+                    let _ = stream.set_nodelay(true);
+                    return (SendfileStream::new(stream), addr);
+                }
+                // Out of file descriptors and the like: wait, don't spin.
+                Err(error) => {
+                    eprintln!("accept: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -40,11 +71,11 @@ async fn main() -> std::io::Result<()> {
             get(|| async { "hello; the files are under /files/\n" }),
         )
         .nest_service("/files", files);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = SendfileListener(TcpListener::bind(addr).await?);
     println!(
         "serving {} at http://{}/files/",
         dir.display(),
-        listener.local_addr()?
+        listener.0.local_addr()?
     );
     axum::serve(listener, app).await
 }

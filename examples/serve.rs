@@ -30,7 +30,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use mapview::http::{ServeDir, ServeFile};
+use mapview::http::{SendfileStream, ServeDir, ServeFile};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
@@ -161,6 +161,8 @@ where
         };
         // Send each chunk when it is ready (nginx: tcp_nodelay on).
         stream.set_nodelay(true)?;
+        // Bytes of cached files go out with sendfile (nginx: sendfile on).
+        let stream = SendfileStream::new(stream);
         let handle = handle.clone();
         tokio::spawn(async move {
             // Errors here are clients going away mid-response, or bad

@@ -146,6 +146,13 @@ impl Region {
         &self.mapping.object
     }
 
+    /// The addresses of the region's bytes, for as long as it lives.
+    #[cfg(feature = "http")]
+    pub(crate) fn addresses(&self) -> Range<usize> {
+        let start = self.mapping.map.as_ptr() as usize + self.base;
+        start..start + self.len
+    }
+
     /// A pointer to byte `at` of the region, after checking that
     /// `at..at + len` lies inside it and the region is not poisoned.
     fn ptr(&self, at: u64, len: usize) -> io::Result<*mut u8> {

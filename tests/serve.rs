@@ -18,7 +18,7 @@ use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use mapview::http::{ServeDir, ServeFile};
+use mapview::http::{SendfileStream, ServeDir, ServeFile};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Longer than a few body chunks, not a multiple of a page.
@@ -62,6 +62,59 @@ struct Server {
     client: Client<HttpConnector, Empty<Bytes>>,
 }
 
+/// What a test mounts at `/files`.
+trait Files:
+    tower_service::Service<
+        axum::extract::Request,
+        Response = hyper::Response<mapview::http::ResponseBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Files for S where
+    S: tower_service::Service<
+            axum::extract::Request,
+            Response = hyper::Response<mapview::http::ResponseBody>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// How the server writes its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// Plain `TcpStream`s: every body copied into the socket.
+    Copy,
+    /// `SendfileStream`s: cached files' bytes sent with `sendfile`.
+    Sendfile,
+}
+
+/// Accepts connections as `SendfileStream`s.
+struct SendfileListener(tokio::net::TcpListener);
+
+impl axum::serve::Listener for SendfileListener {
+    type Io = SendfileStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (SendfileStream, SocketAddr) {
+        let (stream, addr) = self.0.accept().await.unwrap();
+        (SendfileStream::new(stream), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
 struct Reply {
     status: StatusCode,
     headers: HeaderMap,
@@ -76,18 +129,13 @@ impl Server {
 
     /// The tree served at `/files` by `configure(ServeDir, root)`, next to
     /// an ordinary handler at `/hello`.
-    async fn start_with<S>(configure: impl FnOnce(ServeDir, &Path) -> S) -> Self
-    where
-        S: tower_service::Service<
-                axum::extract::Request,
-                Response = hyper::Response<mapview::http::ResponseBody>,
-                Error = Infallible,
-            > + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    async fn start_with<S: Files>(configure: impl FnOnce(ServeDir, &Path) -> S) -> Self {
+        Self::start_on(Wire::Copy, configure).await
+    }
+
+    /// As [`start_with`](Self::start_with), over connections written as
+    /// `wire` says.
+    async fn start_on<S: Files>(wire: Wire, configure: impl FnOnce(ServeDir, &Path) -> S) -> Self {
         let (dir, root) = tree();
         let files = configure(ServeDir::new(&root).with_buf_chunk_size(100_000), &root);
         let router = Router::new()
@@ -95,7 +143,13 @@ impl Server {
             .nest_service("/files", files);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        match wire {
+            Wire::Copy => tokio::spawn(async move { axum::serve(listener, router).await }),
+            Wire::Sendfile => {
+                let listener = SendfileListener(listener);
+                tokio::spawn(async move { axum::serve(listener, router).await })
+            }
+        };
         let client = Client::builder(TokioExecutor::new()).build_http();
         Self {
             _dir: dir,
@@ -761,6 +815,82 @@ async fn a_file_truncated_while_cached_gets_an_aborted_body_never_wrong_bytes() 
         .get("/files/data.bin", &[("range", "bytes=0-99")])
         .await;
     assert_eq!(head.body, data()[..100]);
+}
+
+/// Bytes this thread has read from files so far: `read` and `sendfile`
+/// count, receiving from a socket does not.
+fn file_bytes_read_by_this_thread() -> u64 {
+    let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+    let rchar = io.lines().find_map(|line| line.strip_prefix("rchar: "));
+    rchar.unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn over_a_sendfile_stream_cached_files_are_sent_from_the_file_byte_for_byte() {
+    let hour = std::time::Duration::from_secs(3600);
+    for wire in [Wire::Copy, Wire::Sendfile] {
+        let server =
+            Server::start_on(wire, |files, _| files.open_file_cache(hour, 100, 1 << 30)).await;
+        let data = data();
+        // The first request maps the file; the second is a slice of that
+        // mapping, written by this thread (the server's worker).
+        assert_eq!(fetch(&server, "/files/data.bin").await.unwrap(), data);
+        let before = file_bytes_read_by_this_thread();
+        assert_eq!(fetch(&server, "/files/data.bin").await.unwrap(), data);
+        let read = file_bytes_read_by_this_thread() - before;
+        match wire {
+            Wire::Copy => assert!(read < 4096, "{wire:?}: {read} bytes read"),
+            Wire::Sendfile => assert!(read >= DATA_LEN as u64, "{wire:?}: {read} bytes read"),
+        }
+        let one = server
+            .get("/files/data.bin", &[("range", "bytes=1000-70000")])
+            .await;
+        assert_eq!(one.body, data[1000..=70000]);
+        let several = "bytes=0-9, 4000-300000, -5";
+        let reply = server.get("/files/data.bin", &[("range", several)]).await;
+        let parts = parse_multipart(reply.header(header::CONTENT_TYPE), &reply.body);
+        let expected = [(0, 10), (4000, 300_001), (DATA_LEN - 5, DATA_LEN)];
+        assert_eq!(parts.len(), expected.len());
+        for ((_, bytes), (start, end)) in parts.into_iter().zip(expected) {
+            assert_eq!(bytes, data[start..end]);
+        }
+        assert_eq!(fetch(&server, "/files/page.txt").await.unwrap(), "plain");
+        assert_eq!(fetch(&server, "/hello").await.unwrap(), "hello");
+    }
+}
+
+#[tokio::test]
+async fn over_a_sendfile_stream_a_cached_file_cut_while_sent_ends_the_response_with_an_error() {
+    let hour = std::time::Duration::from_secs(3600);
+    let server = Server::start_on(Wire::Sendfile, |files, _| {
+        files.open_file_cache(hour, 100, 1 << 30)
+    })
+    .await;
+    let big = server.root.join("big.bin");
+    let len = 64usize << 20;
+    std::fs::write(&big, vec![7u8; len]).unwrap();
+    assert_eq!(fetch(&server, "/files/big.bin").await.unwrap().len(), len);
+    let response = server.send(Method::GET, "/files/big.bin", &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    let mut received = first.data_ref().map_or(0, Bytes::len);
+    let file = std::fs::File::options().write(true).open(&big).unwrap();
+    file.set_len(0).unwrap();
+    // `sendfile` finds the file ended: the body ends with an error.
+    let ended = loop {
+        match body.frame().await {
+            None => break Ok(()),
+            Some(Err(error)) => break Err(error),
+            Some(Ok(frame)) => {
+                let data = frame.into_data().unwrap();
+                assert!(data.iter().all(|&b| b == 7 || b == 0));
+                received += data.len();
+            }
+        }
+    };
+    assert!(ended.is_err(), "a whole body of {received} bytes");
+    assert!(received < len);
 }
 
 /// The address ranges of this process's mappings of the file at `path`

@@ -13,7 +13,7 @@ use super::body::Segment;
 use super::conditional::Validators;
 use super::resolve::RegularFile;
 use super::respond::value;
-use crate::region::Region;
+use super::sendable::Registered;
 use crate::{MappedFile, StreamOptions, ViewStream};
 
 /// Where a body's first bytes are faulted in.
@@ -53,8 +53,9 @@ enum Mapped {
     Own(MappedFile),
     /// The whole file mapped once, for the responses of a cache entry:
     /// each body's stream is a slice of it, with no `mmap`, so a worker
-    /// can make one.
-    Shared(Arc<Region>),
+    /// can make one. Registered, so that a `SendfileStream` sends its bytes
+    /// with `sendfile`.
+    Shared(Registered),
 }
 
 /// A file's device, inode, size and modification time: a file replaced or
@@ -103,7 +104,7 @@ impl Opened {
         let len = map.as_ref().map_or(0, MappedFile::capacity);
         let map = match map {
             None => Mapped::Empty,
-            Some(map) if shared => Mapped::Shared(Arc::new(map.shared_region()?)),
+            Some(map) if shared => Mapped::Shared(Registered::new(Arc::new(map.shared_region()?))),
             Some(map) => Mapped::Own(map),
         };
         let identity = Identity {
@@ -140,7 +141,8 @@ impl Opened {
                 ))
             }
             Mapped::Own(map) => map.stream(range)?,
-            Mapped::Shared(whole) => {
+            Mapped::Shared(registered) => {
+                let whole = registered.region();
                 if remaining <= chunk_size as u64 {
                     if let Some(bytes) = whole.resident_bytes(range.clone())? {
                         // One chunk, in memory: no stream needed.

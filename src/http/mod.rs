@@ -56,6 +56,11 @@
 //! the lookup from its caches (`openat2` with `RESOLVE_CACHED`, Linux
 //! 5.12), and on the blocking pool only when it would wait on the disk.
 //!
+//! A server that wraps its connections in [`SendfileStream`] sends the
+//! bytes of cached files with `sendfile`, from the page cache to the
+//! socket, instead of copying them through the mapping (nginx's
+//! `sendfile on`): the copy is most of a small-file server's work.
+//!
 //! # Examples
 //!
 //! ```
@@ -93,10 +98,13 @@ mod multipart;
 mod range;
 mod resolve;
 mod respond;
+mod sendable;
+mod sendfile_stream;
 mod serve_dir;
 mod serve_file;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub use sendfile_stream::SendfileStream;
 pub use serve_dir::{NotFound, ServeDir};
 pub use serve_file::ServeFile;

@@ -24,4 +24,6 @@ mod unix;
 pub(crate) use openat2::{openat2, Resolve};
 pub(crate) use sigbus::{guarded, guarded_copy, guarded_touch, truncated, Cover, Guarded};
 pub(crate) use socket::send_nowait;
+#[cfg(feature = "http")]
+pub(crate) use socket::{send_file, send_vectored};
 pub(crate) use unix::*;

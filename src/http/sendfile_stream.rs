@@ -1,0 +1,201 @@
+//! [`SendfileStream`]: a TCP connection that sends the bytes of cached
+//! files with `sendfile`, straight from the page cache.
+//!
+//! ```text
+//!   hyper: writev([headers, body Bytes]) ─> poll_write_vectored
+//!       headers (not a file's) ─> sendmsg(MSG_MORE)        copied, held for the body
+//!       body (a cached file's) ─> sendfile(socket, file)   page references, no copy
+//! ```
+
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::sendable::{self, Part};
+use crate::sys;
+
+/// A TCP connection whose writes send the bytes of files that a
+/// [`ServeDir`](super::ServeDir) or [`ServeFile`](super::ServeFile) with an
+/// [open-file cache](super::ServeDir::open_file_cache) has mapped with
+/// `sendfile(2)`: the kernel hands the file's cached pages to the socket,
+/// as nginx's `sendfile on` does, instead of copying them through the
+/// mapping into the socket's buffer. Everything else (headers, other
+/// handlers' bodies, files served without the cache) is written as by the
+/// `TcpStream` itself.
+///
+/// A server hands it to hyper in place of the `TcpStream` (for axum, from a
+/// `Listener` whose `accept` wraps each stream). The bytes on the wire are
+/// the same either way; a file cut while it is sent ends the response with
+/// an error either way, never with bytes the file no longer has.
+///
+/// # Examples
+///
+/// ```no_run
+/// use hyper_util::rt::TokioIo;
+/// use mapview::http::SendfileStream;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let (stream, _) = listener.accept().await?;
+/// stream.set_nodelay(true)?;
+/// let io = TokioIo::new(SendfileStream::new(stream));
+/// // hyper::server::conn::http1::Builder::new().serve_connection(io, service)
+/// # drop(io);
+/// # Ok(())
+/// # }
+/// ```
+pub struct SendfileStream {
+    stream: TcpStream,
+}
+
+impl SendfileStream {
+    /// Wraps a connected stream.
+    pub fn new(stream: TcpStream) -> Self {
+        Self { stream }
+    }
+
+    /// The stream inside.
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// The stream inside, unwrapped.
+    pub fn into_inner(self) -> TcpStream {
+        self.stream
+    }
+
+    /// The address of the peer.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::peer_addr`].
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr()
+    }
+}
+
+impl From<TcpStream> for SendfileStream {
+    fn from(stream: TcpStream) -> Self {
+        Self::new(stream)
+    }
+}
+
+impl fmt::Debug for SendfileStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendfileStream")
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+impl AsyncRead for SendfileStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SendfileStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let stream = &self.get_mut().stream;
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            // A `WouldBlock` clears the readiness tokio had cached, so the
+            // next round waits for the socket.
+            match stream.try_io(Interest::WRITABLE, || send(stream, bufs)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                sent => return Poll::Ready(sent),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Sends what it can of `bufs`, in order, without blocking: runs of memory
+/// with one `sendmsg`, a cached file's bytes with `sendfile`. Stops at the
+/// first short send; an error after some bytes went out is left for the
+/// next call (a socket's errors repeat).
+fn send(socket: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let mut sent = 0;
+    let mut rest = bufs;
+    let mut next = rest.first().and_then(|buf| sendable::part_of(buf));
+    while !rest.is_empty() {
+        let (wanted, result) = match next.take() {
+            Some(Part { object, offset }) => {
+                let len = rest[0].len();
+                rest = &rest[1..];
+                let result = match sys::send_file(socket, &object.file, offset, len) {
+                    // The file ends before the bytes its mapping had: it
+                    // was cut. Never short bytes behind a full length.
+                    Ok(0) => Err(sys::truncated()),
+                    result => result,
+                };
+                (len, result)
+            }
+            None => {
+                // Memory up to the next file's bytes: one call, held back
+                // with MSG_MORE for them so both leave in one segment.
+                let mut run = 1;
+                while run < rest.len() {
+                    next = sendable::part_of(&rest[run]);
+                    if next.is_some() {
+                        break;
+                    }
+                    run += 1;
+                }
+                let (memory, after) = rest.split_at(run);
+                rest = after;
+                let wanted = memory.iter().map(|buf| buf.len()).sum();
+                if wanted == 0 {
+                    continue;
+                }
+                (wanted, sys::send_vectored(socket, memory, next.is_some()))
+            }
+        };
+        match result {
+            Ok(n) => {
+                sent += n;
+                if n < wanted {
+                    break;
+                }
+            }
+            Err(_) if sent > 0 => break,
+            Err(e) => return Err(e),
+        }
+        if next.is_none() {
+            next = rest.first().and_then(|buf| sendable::part_of(buf));
+        }
+    }
+    Ok(sent)
+}
