@@ -6,7 +6,10 @@
 #                   per request)
 #   mapview-cached  the same with --open-file-cache 1: opened files shared
 #                   across requests, revalidated after 1 s (as nginx's
-#                   open_file_cache)
+#                   open_file_cache), their parts of up to 16 pages sent
+#                   with sendfile (SendfileStream)
+#   mapview-copy    mapview-cached with --copy: plain TcpStreams, every
+#                   body copied into the socket
 #   tower-http      tower-http's ServeDir on hyper, served the same way (the
 #                   baseline: benches/src/bin/tower_http_serve.rs)
 #   nginx           Debian's nginx: sendfile on, tcp_nodelay on, tcp_nopush
@@ -19,7 +22,8 @@
 # first):
 #   download  16 wrk connections fetching the whole 1 GiB file over and
 #             over (GB/s)
-#   ranges    64 connections fetching random 64 KiB ranges of it (req/s, p99)
+#   ranges    64 connections fetching random 64 KiB ranges of it (req/s, p99;
+#             RANGE_SIZE=BYTES for another size)
 #   small     64 connections fetching random whole files of the tree:
 #             www/small/NN/NNNN.bin, 1-64 KiB each (sizes from a fixed
 #             seed), 331 MB in all (req/s, p99); hot only, as the first
@@ -53,7 +57,7 @@ else
     CLIENT_CPUS=${CLIENT_CPUS:-0}
 fi
 SIZE=$((1 << 30))
-RANGE_SIZE=$((64 << 10))
+RANGE_SIZE=${RANGE_SIZE:-$((64 << 10))}
 SMALL_FILES=10000
 # URL path (and path under www) of small file N: printf format of N / 1000, N.
 SMALL_PATH=/small/%02d/%04d.bin
@@ -187,6 +191,10 @@ start_server() {
         taskset -c "$SERVER_CPUS" "$SERVE" --addr "$addr" --open-file-cache 1 "$WORK/www" \
             >"$WORK/$1.log" 2>&1 &
         ;;
+    mapview-copy)
+        taskset -c "$SERVER_CPUS" "$SERVE" --addr "$addr" --open-file-cache 1 --copy "$WORK/www" \
+            >"$WORK/$1.log" 2>&1 &
+        ;;
     tower-http) taskset -c "$SERVER_CPUS" "$TOWER_HTTP" "$addr" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
     nginx) taskset -c "$SERVER_CPUS" "$NGINX" -p "$WORK" -c "$WORK/nginx.conf" >"$WORK/$1.log" 2>&1 & ;;
     hyper-memory) taskset -c "$SERVER_CPUS" "$HYPER_MEMORY" "$addr" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
@@ -315,7 +323,7 @@ for cache in $CACHES; do
     for workload in $WORKLOADS; do
         case $workload in
         download) title="1 GiB downloads, 16 connections" metric=gbps ratios_of=GB/s ;;
-        ranges) title="Random 64 KiB ranges, 64 connections" metric=rps ratios_of=$PER_REQUEST ;;
+        ranges) title="Random ranges of $RANGE_SIZE bytes, 64 connections" metric=rps ratios_of=$PER_REQUEST ;;
         small) title="Random small files (1-64 KiB), 64 connections" metric=rps ratios_of=$PER_REQUEST ;;
         esac
         measured=

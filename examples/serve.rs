@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release --features http --example serve -- [--addr 127.0.0.1:8080] [PATH]
-//!     [--chunk-kib N] [--open-file-cache SECS]
+//!     [--chunk-kib N] [--open-file-cache SECS] [--copy]
 //! ```
 //!
 //! Serves the file or directory tree at PATH (nothing outside it: `..`,
@@ -14,8 +14,10 @@
 //! in a temporary directory (removed on Ctrl-C). `--chunk-kib` sets the
 //! body chunk size (default 256 KiB); `--open-file-cache SECS` shares
 //! opened files across requests for that long (see
-//! `ServeDir::open_file_cache`). `benches/serve_bench.sh` compares it with
-//! tower-http's `ServeDir` and nginx.
+//! `ServeDir::open_file_cache`). Connections are `SendfileStream`s, so
+//! cached files go out with `sendfile`; `--copy` writes plain `TcpStream`s
+//! instead (every body copied), for comparison. `benches/serve_bench.sh`
+//! compares it with tower-http's `ServeDir` and nginx.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -42,6 +44,7 @@ struct Args {
     addr: SocketAddr,
     chunk_size: Option<usize>,
     cache_for: Option<Duration>,
+    copy: bool,
     path: Option<PathBuf>,
 }
 
@@ -50,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
         chunk_size: None,
         cache_for: None,
+        copy: false,
         path: None,
     };
     let mut argv = std::env::args().skip(1);
@@ -70,6 +74,7 @@ fn parse_args() -> Result<Args, String> {
                 let secs = secs.ok_or("--open-file-cache needs a number of seconds")?;
                 args.cache_for = Some(Duration::from_secs_f64(secs));
             }
+            "--copy" => args.copy = true,
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             path if args.path.is_none() => args.path = Some(path.into()),
             extra => return Err(format!("unexpected argument {extra}")),
@@ -122,7 +127,10 @@ async fn main() -> io::Result<()> {
             if let Some(valid_for) = args.cache_for {
                 file = file.open_file_cache(valid_for, 1, u64::MAX);
             }
-            serve(listener, move |request| file.clone().call(request)).await
+            serve(listener, args.copy, move |request| {
+                file.clone().call(request)
+            })
+            .await
         } else {
             let mut dir = ServeDir::new(&path);
             if let Some(bytes) = args.chunk_size {
@@ -131,7 +139,10 @@ async fn main() -> io::Result<()> {
             if let Some(valid_for) = args.cache_for {
                 dir = dir.open_file_cache(valid_for, CACHED_FILES, u64::MAX);
             }
-            serve(listener, move |request| dir.clone().call(request)).await
+            serve(listener, args.copy, move |request| {
+                dir.clone().call(request)
+            })
+            .await
         }
     };
     tokio::select! {
@@ -141,8 +152,9 @@ async fn main() -> io::Result<()> {
 }
 
 /// Answers the requests of every connection on `listener` with `handle`,
-/// one task per connection (HTTP/1.1, keep-alive), until dropped.
-async fn serve<H, F, B>(listener: TcpListener, handle: H) -> io::Result<()>
+/// one task per connection (HTTP/1.1, keep-alive), until dropped; with
+/// `copy`, over plain `TcpStream`s rather than `SendfileStream`s.
+async fn serve<H, F, B>(listener: TcpListener, copy: bool, handle: H) -> io::Result<()>
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
     F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
@@ -161,16 +173,29 @@ where
         };
         // Send each chunk when it is ready (nginx: tcp_nodelay on).
         stream.set_nodelay(true)?;
-        // Bytes of cached files go out with sendfile (nginx: sendfile on).
-        let stream = SendfileStream::new(stream);
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            // Errors here are clients going away mid-response, or bad
-            // requests that hyper already answered with a 4xx.
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), service_fn(handle))
-                .await;
-        });
+        match copy {
+            true => spawn_connection(stream, handle.clone()),
+            // Cached files' bytes go out with sendfile (nginx: sendfile on).
+            false => spawn_connection(SendfileStream::new(stream), handle.clone()),
+        }
     }
+}
+
+/// Answers the requests of one connection with `handle`, in a task.
+fn spawn_connection<S, H, F, B>(stream: S, handle: H)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Send + 'static,
+    F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::spawn(async move {
+        // Errors here are clients going away mid-response, or bad requests
+        // that hyper already answered with a 4xx.
+        let _ = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service_fn(handle))
+            .await;
+    });
 }
