@@ -62,33 +62,6 @@ struct Server {
     client: Client<HttpConnector, Empty<Bytes>>,
 }
 
-/// What a test mounts at `/files`.
-trait Files:
-    tower_service::Service<
-        axum::extract::Request,
-        Response = hyper::Response<mapview::http::ResponseBody>,
-        Error = Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + Sync
-    + 'static
-{
-}
-
-impl<S> Files for S where
-    S: tower_service::Service<
-            axum::extract::Request,
-            Response = hyper::Response<mapview::http::ResponseBody>,
-            Error = Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + Sync
-        + 'static
-{
-}
-
 /// How the server writes its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wire {
@@ -124,18 +97,24 @@ struct Reply {
 impl Server {
     /// The tree served at `/files` with small chunks (a body is many).
     async fn start() -> Self {
-        Self::start_with(|files, _| files).await
+        Self::start_on(Wire::Copy, |files, _| files).await
     }
 
     /// The tree served at `/files` by `configure(ServeDir, root)`, next to
-    /// an ordinary handler at `/hello`.
-    async fn start_with<S: Files>(configure: impl FnOnce(ServeDir, &Path) -> S) -> Self {
-        Self::start_on(Wire::Copy, configure).await
-    }
-
-    /// As [`start_with`](Self::start_with), over connections written as
-    /// `wire` says.
-    async fn start_on<S: Files>(wire: Wire, configure: impl FnOnce(ServeDir, &Path) -> S) -> Self {
+    /// an ordinary handler at `/hello`, over connections written as `wire`
+    /// says.
+    async fn start_on<S>(wire: Wire, configure: impl FnOnce(ServeDir, &Path) -> S) -> Self
+    where
+        S: tower_service::Service<
+                axum::extract::Request,
+                Response = hyper::Response<mapview::http::ResponseBody>,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let (dir, root) = tree();
         let files = configure(ServeDir::new(&root).with_buf_chunk_size(100_000), &root);
         let router = Router::new()
@@ -613,7 +592,7 @@ async fn other_methods_get_405_with_allow() {
 
 #[tokio::test]
 async fn precompressed_siblings_are_chosen_by_accept_encoding() {
-    let server = Server::start_with(|files, _| {
+    let server = Server::start_on(Wire::Copy, |files, _| {
         files
             .precompressed_gzip()
             .precompressed_br()
@@ -650,7 +629,7 @@ async fn precompressed_siblings_are_chosen_by_accept_encoding() {
 
 #[tokio::test]
 async fn missing_files_go_to_the_fallback_and_cache_control_is_sent() {
-    let server = Server::start_with(|files, root| {
+    let server = Server::start_on(Wire::Copy, |files, root| {
         files
             .append_index_html_on_directories(false)
             .cache_control(hyper::header::HeaderValue::from_static("max-age=60"))
@@ -666,7 +645,7 @@ async fn missing_files_go_to_the_fallback_and_cache_control_is_sent() {
     assert_eq!(reply.header(header::CACHE_CONTROL), "max-age=60");
 
     // A single-page app: unknown paths get the index.
-    let spa = Server::start_with(|files, root| {
+    let spa = Server::start_on(Wire::Copy, |files, root| {
         files.fallback(ServeFile::new(root.join("sub/index.html")))
     })
     .await;
@@ -697,20 +676,30 @@ async fn serve_file_serves_its_file_for_every_path() {
 #[tokio::test]
 async fn a_file_truncated_while_sent_ends_the_response_with_an_error() {
     let server = Server::start().await;
+    assert_a_file_cut_while_sent_ends_the_body_with_an_error(&server, false).await;
+}
+
+/// Writes `big.bin`, 64 MiB of 7s (and with `fetch_first`, fetches it
+/// whole), starts a GET of it, cuts it to nothing after the first frame,
+/// and checks that the body ends short with an error, with no bytes but
+/// the file's (or zeros).
+async fn assert_a_file_cut_while_sent_ends_the_body_with_an_error(
+    server: &Server,
+    fetch_first: bool,
+) {
     let big = server.root.join("big.bin");
     let len = 64usize << 20;
     std::fs::write(&big, vec![7u8; len]).unwrap();
+    if fetch_first {
+        assert_eq!(fetch(server, "/files/big.bin").await.unwrap().len(), len);
+    }
     let response = server.send(Method::GET, "/files/big.bin", &[]).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     let first = body.frame().await.unwrap().unwrap();
     let mut received = first.data_ref().map_or(0, Bytes::len);
-    std::fs::File::options()
-        .write(true)
-        .open(&big)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    let file = std::fs::File::options().write(true).open(&big).unwrap();
+    file.set_len(0).unwrap();
     let ended = loop {
         match body.frame().await {
             None => break Ok(()),
@@ -754,7 +743,10 @@ fn replace(path: &Path, contents: &str) {
 #[tokio::test]
 async fn a_cached_file_is_served_without_a_lookup_until_the_interval_passes() {
     let hour = std::time::Duration::from_secs(3600);
-    let cached = Server::start_with(|files, _| files.open_file_cache(hour, 100, 1 << 30)).await;
+    let cached = Server::start_on(Wire::Copy, |files, _| {
+        files.open_file_cache(hour, 100, 1 << 30)
+    })
+    .await;
     let page = cached.root.join("page.txt");
     assert_eq!(fetch(&cached, "/files/page.txt").await.unwrap(), "plain");
     replace(&page, "replaced");
@@ -763,8 +755,10 @@ async fn a_cached_file_is_served_without_a_lookup_until_the_interval_passes() {
     assert_eq!(fetch(&cached, "/files/page.txt").await.unwrap(), "plain");
 
     let zero = std::time::Duration::ZERO;
-    let revalidated =
-        Server::start_with(|files, _| files.open_file_cache(zero, 100, 1 << 30)).await;
+    let revalidated = Server::start_on(Wire::Copy, |files, _| {
+        files.open_file_cache(zero, 100, 1 << 30)
+    })
+    .await;
     let page = revalidated.root.join("page.txt");
     assert_eq!(
         fetch(&revalidated, "/files/page.txt").await.unwrap(),
@@ -782,7 +776,10 @@ async fn a_file_rewritten_in_place_is_served_whole_with_a_new_etag_after_the_int
     use std::os::unix::fs::MetadataExt;
 
     let zero = std::time::Duration::ZERO;
-    let server = Server::start_with(|files, _| files.open_file_cache(zero, 100, 1 << 30)).await;
+    let server = Server::start_on(Wire::Copy, |files, _| {
+        files.open_file_cache(zero, 100, 1 << 30)
+    })
+    .await;
     let page = server.root.join("page.txt");
     let inode = std::fs::metadata(&page).unwrap().ino();
     let before = server.get("/files/page.txt", &[]).await;
@@ -801,7 +798,10 @@ async fn a_file_rewritten_in_place_is_served_whole_with_a_new_etag_after_the_int
 #[tokio::test]
 async fn a_file_truncated_while_cached_gets_an_aborted_body_never_wrong_bytes() {
     let hour = std::time::Duration::from_secs(3600);
-    let server = Server::start_with(|files, _| files.open_file_cache(hour, 100, 1 << 30)).await;
+    let server = Server::start_on(Wire::Copy, |files, _| {
+        files.open_file_cache(hour, 100, 1 << 30)
+    })
+    .await;
     assert_eq!(fetch(&server, "/files/data.bin").await.unwrap(), data());
     let file = std::fs::File::options()
         .write(true)
@@ -878,31 +878,9 @@ async fn over_a_sendfile_stream_a_cached_file_cut_while_sent_ends_the_response_w
             .open_file_cache(hour, 100, 1 << 30)
     })
     .await;
-    let big = server.root.join("big.bin");
-    let len = 64usize << 20;
-    std::fs::write(&big, vec![7u8; len]).unwrap();
-    assert_eq!(fetch(&server, "/files/big.bin").await.unwrap().len(), len);
-    let response = server.send(Method::GET, "/files/big.bin", &[]).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let mut body = response.into_body();
-    let first = body.frame().await.unwrap().unwrap();
-    let mut received = first.data_ref().map_or(0, Bytes::len);
-    let file = std::fs::File::options().write(true).open(&big).unwrap();
-    file.set_len(0).unwrap();
-    // `sendfile` finds the file ended: the body ends with an error.
-    let ended = loop {
-        match body.frame().await {
-            None => break Ok(()),
-            Some(Err(error)) => break Err(error),
-            Some(Ok(frame)) => {
-                let data = frame.into_data().unwrap();
-                assert!(data.iter().all(|&b| b == 7 || b == 0));
-                received += data.len();
-            }
-        }
-    };
-    assert!(ended.is_err(), "a whole body of {received} bytes");
-    assert!(received < len);
+    // Cached, so its 16-page chunks go out with sendfile, which then finds
+    // the file ended.
+    assert_a_file_cut_while_sent_ends_the_body_with_an_error(&server, true).await;
 }
 
 /// The address ranges of this process's mappings of the file at `path`

@@ -12,23 +12,32 @@ use std::os::fd::{AsFd, AsRawFd};
 /// `WouldBlock` when the socket's buffer is full; `BrokenPipe` or
 /// `ConnectionReset` when the peer is gone.
 pub(crate) fn send_nowait(socket: impl AsFd, buf: &[u8]) -> io::Result<usize> {
-    loop {
+    retried(|| {
         // SAFETY: the descriptor is borrowed for the call; `buf` is valid for
         // reads of `buf.len()` bytes.
-        let sent = unsafe {
+        unsafe {
             libc::send(
                 socket.as_fd().as_raw_fd(),
                 buf.as_ptr().cast(),
                 buf.len(),
                 libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
             )
-        };
-        if sent >= 0 {
-            return Ok(sent as usize);
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+    })
+}
+
+/// The count a system call returned, called again while a signal
+/// interrupted it; its error otherwise.
+fn retried(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        match usize::try_from(call()) {
+            Ok(count) => return Ok(count),
+            Err(_) => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
         }
     }
 }
@@ -53,18 +62,9 @@ pub(crate) fn send_vectored(
     // through these pointers.
     message.msg_iov = bufs.as_ptr().cast_mut().cast();
     message.msg_iovlen = bufs.len().min(libc::c_int::MAX as usize) as _;
-    loop {
-        // SAFETY: the descriptor is borrowed for the call; `message` points
-        // at `bufs`, each valid for reads of its length.
-        let sent = unsafe { libc::sendmsg(socket.as_fd().as_raw_fd(), &message, flags) };
-        if sent >= 0 {
-            return Ok(sent as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    // SAFETY: the descriptor is borrowed for the call; `message` points at
+    // `bufs`, each valid for reads of its length.
+    retried(|| unsafe { libc::sendmsg(socket.as_fd().as_raw_fd(), &message, flags) })
 }
 
 /// Sends `len` bytes of `file` from `offset` on a connected non-blocking
@@ -89,24 +89,17 @@ pub(crate) fn send_file(
 ) -> io::Result<usize> {
     let mut offset = libc::off_t::try_from(offset)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
-    loop {
+    retried(|| {
         // SAFETY: both descriptors are borrowed for the call; `offset` is a
         // valid `off_t` the kernel advances (the file's own offset is left
         // alone).
-        let sent = unsafe {
+        unsafe {
             libc::sendfile(
                 socket.as_fd().as_raw_fd(),
                 file.as_raw_fd(),
                 &mut offset,
                 len,
             )
-        };
-        if sent >= 0 {
-            return Ok(sent as usize);
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    })
 }
