@@ -14,6 +14,13 @@ pub struct Figures {
     pub longest_poll: Duration,
     /// Polls of all tasks that took 10 ms or longer.
     pub slow_polls: u64,
+    /// Of those, the polls during which the runtime's thread slept.
+    pub slow_blocked: u64,
+    /// Of those, the polls during which it was preempted and never slept.
+    pub slow_preempted: u64,
+    /// The slow polls' wall time, and the CPU time the thread had in them.
+    pub slow_wall: Duration,
+    pub slow_cpu: Duration,
     pub peak_threads: u64,
     /// Bytes.
     pub peak_rss: u64,
@@ -33,11 +40,15 @@ impl fmt::Display for Figures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {} {} {} {} {}",
             self.bytes,
             self.seconds,
             self.longest_poll.as_nanos(),
             self.slow_polls,
+            self.slow_blocked,
+            self.slow_preempted,
+            self.slow_wall.as_nanos(),
+            self.slow_cpu.as_nanos(),
             self.peak_threads,
             self.peak_rss,
             self.peak_page_tables,
@@ -55,7 +66,7 @@ impl FromStr for Figures {
             .split_whitespace()
             .map(|number| number.parse().map_err(|_| bad()))
             .collect::<io::Result<_>>()?;
-        let [bytes, seconds, longest_poll, slow_polls, threads, rss, page_tables, major_faults] =
+        let [bytes, seconds, longest_poll, slow_polls, slow_blocked, slow_preempted, slow_wall, slow_cpu, threads, rss, page_tables, major_faults] =
             numbers[..]
         else {
             return Err(bad());
@@ -65,6 +76,10 @@ impl FromStr for Figures {
             seconds,
             longest_poll: Duration::from_nanos(longest_poll as u64),
             slow_polls: slow_polls as u64,
+            slow_blocked: slow_blocked as u64,
+            slow_preempted: slow_preempted as u64,
+            slow_wall: Duration::from_nanos(slow_wall as u64),
+            slow_cpu: Duration::from_nanos(slow_cpu as u64),
             peak_threads: threads as u64,
             peak_rss: rss as u64,
             peak_page_tables: page_tables as u64,
@@ -84,6 +99,10 @@ mod tests {
             seconds: 2.5,
             longest_poll: Duration::from_micros(10_724),
             slow_polls: 3,
+            slow_blocked: 1,
+            slow_preempted: 1,
+            slow_wall: Duration::from_micros(40_123),
+            slow_cpu: Duration::from_micros(12_456),
             peak_threads: 514,
             peak_rss: 138 << 20,
             peak_page_tables: 4 << 20,

@@ -14,8 +14,8 @@ pub struct Row {
 }
 
 const HEADER: &str = "\
-| streams | reader | MB/s | vs tokio::fs | disk MB/s (direct) | longest poll ms | polls >= 10 ms | peak threads | peak RSS MiB | peak page tables MiB | major faults, runtime thread |
-| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
+| streams | reader | MB/s | vs tokio::fs | disk MB/s (direct) | longest poll ms | polls >= 10 ms | of those: slept / preempted / neither | their time on CPU | peak threads | peak RSS MiB | peak page tables MiB | major faults, runtime thread |
+| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
 
 /// Prints the rows as a Markdown table, with each reader's rate against
 /// that of `tokio::fs` for the same N.
@@ -31,12 +31,16 @@ pub fn print(rows: &[Row]) {
                 format!("{:.2}x", rate / tokio_fs.figures.megabytes_per_second())
             });
         println!(
-            "| {} | {} | {rate:.0} | {versus} | {:.0} | {:.1} | {} | {} | {:.0} | {:.1} | {} |",
+            "| {} | {} | {rate:.0} | {versus} | {:.0} | {:.1} | {} | {} / {} / {} | {:.0}% | {} | {:.0} | {:.1} | {} |",
             row.streams,
             row.reader.name(),
             row.disk,
             figures.longest_poll.as_secs_f64() * 1000.0,
             figures.slow_polls,
+            figures.slow_blocked,
+            figures.slow_preempted,
+            figures.slow_polls - figures.slow_blocked - figures.slow_preempted,
+            100.0 * figures.slow_cpu.as_secs_f64() / figures.slow_wall.as_secs_f64().max(1e-9),
             figures.peak_threads,
             figures.peak_rss as f64 / (1 << 20) as f64,
             figures.peak_page_tables as f64 / (1 << 20) as f64,
