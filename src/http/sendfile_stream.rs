@@ -29,12 +29,16 @@ use crate::sys;
 /// handlers' bodies, files served without the cache) is written as by the
 /// `TcpStream` itself.
 ///
-/// A server hands it to hyper in place of the `TcpStream` (for axum, from a
-/// `Listener` whose `accept` wraps each stream). The bytes on the wire are
-/// the same either way; a file cut while it is sent ends the response with
-/// an error either way, never with bytes the file no longer has.
+/// A server hands it to hyper in place of the `TcpStream`, or to axum
+/// through a `Listener` whose `accept` wraps each stream. The bytes on the
+/// wire are the same either way; a file cut while it is sent ends the
+/// response with an error either way, never with bytes the file no longer
+/// has. It is for plain HTTP: behind TLS the bytes must pass through the
+/// process to be encrypted.
 ///
 /// # Examples
+///
+/// With hyper:
 ///
 /// ```no_run
 /// use hyper_util::rt::TokioIo;
@@ -48,6 +52,43 @@ use crate::sys;
 /// // hyper::server::conn::http1::Builder::new().serve_connection(io, service)
 /// # drop(io);
 /// # Ok(())
+/// # }
+/// ```
+///
+/// With axum:
+///
+/// ```no_run
+/// use std::net::SocketAddr;
+/// use std::time::Duration;
+///
+/// use mapview::http::{SendfileStream, ServeDir};
+///
+/// struct SendfileListener(tokio::net::TcpListener);
+///
+/// impl axum::serve::Listener for SendfileListener {
+///     type Io = SendfileStream;
+///     type Addr = SocketAddr;
+///
+///     async fn accept(&mut self) -> (SendfileStream, SocketAddr) {
+///         loop {
+///             match self.0.accept().await {
+///                 Ok((stream, addr)) => return (SendfileStream::new(stream), addr),
+///                 // Out of file descriptors and the like: wait, don't spin.
+///                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+///             }
+///         }
+///     }
+///
+///     fn local_addr(&self) -> std::io::Result<SocketAddr> {
+///         self.0.local_addr()
+///     }
+/// }
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let files = ServeDir::new("public").open_file_cache(Duration::from_secs(1), 1024, 1 << 30);
+/// let app = axum::Router::new().nest_service("/files", files);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// axum::serve(SendfileListener(listener), app).await
 /// # }
 /// ```
 pub struct SendfileStream {
