@@ -8,7 +8,6 @@
 //!       body (longer)          ─> sendmsg                  copied
 //! ```
 
-use std::fmt;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -91,6 +90,7 @@ use crate::sys;
 /// axum::serve(SendfileListener(listener), app).await
 /// # }
 /// ```
+#[derive(Debug)]
 pub struct SendfileStream {
     stream: TcpStream,
 }
@@ -124,14 +124,6 @@ impl SendfileStream {
 impl From<TcpStream> for SendfileStream {
     fn from(stream: TcpStream) -> Self {
         Self::new(stream)
-    }
-}
-
-impl fmt::Debug for SendfileStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendfileStream")
-            .field("stream", &self.stream)
-            .finish()
     }
 }
 
@@ -194,7 +186,7 @@ impl AsyncWrite for SendfileStream {
 const MAX_PAGES: usize = 16;
 
 /// The file bytes `buf` is, if they are to go out with `sendfile`.
-fn sendable(buf: &[u8]) -> Option<Part> {
+fn file_part(buf: &[u8]) -> Option<Part> {
     let page = sys::page_size();
     let start = buf.as_ptr() as usize;
     let pages = (start + buf.len()).div_ceil(page) - start / page;
@@ -205,13 +197,13 @@ fn sendable(buf: &[u8]) -> Option<Part> {
 }
 
 /// Sends what it can of `bufs`, in order, without blocking: runs of memory
-/// with one `sendmsg`, a cached file's short parts with `sendfile`. Stops at the
-/// first short send; an error after some bytes went out is left for the
-/// next call (a socket's errors repeat).
+/// with one `sendmsg`, a cached file's short parts with `sendfile`. Stops
+/// at the first short send; an error after some bytes went out is left for
+/// the next call (a socket's errors repeat).
 fn send(socket: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let mut sent = 0;
     let mut rest = bufs;
-    let mut next = rest.first().and_then(|buf| sendable(buf));
+    let mut next = rest.first().and_then(|buf| file_part(buf));
     while !rest.is_empty() {
         let (wanted, result) = match next.take() {
             Some(Part { object, offset }) => {
@@ -230,7 +222,7 @@ fn send(socket: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 // with MSG_MORE for them so both leave in one segment.
                 let mut run = 1;
                 while run < rest.len() {
-                    next = sendable(&rest[run]);
+                    next = file_part(&rest[run]);
                     if next.is_some() {
                         break;
                     }
@@ -256,7 +248,7 @@ fn send(socket: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             Err(e) => return Err(e),
         }
         if next.is_none() {
-            next = rest.first().and_then(|buf| sendable(buf));
+            next = rest.first().and_then(|buf| file_part(buf));
         }
     }
     Ok(sent)
