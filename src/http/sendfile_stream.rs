@@ -207,12 +207,18 @@ fn send(socket: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     while !rest.is_empty() {
         let (wanted, result) = match next.take() {
             Some(Part { object, offset }) => {
-                let len = rest[0].len();
-                rest = &rest[1..];
+                let (part, after) = rest.split_at(1);
+                rest = after;
+                let len = part[0].len();
                 let result = match sys::send_file(socket, &object.file, offset, len) {
                     // The file ends before the bytes its mapping had: it
                     // was cut. Never short bytes behind a full length.
                     Ok(0) => Err(sys::truncated()),
+                    // A file system that cannot hand its pages to a
+                    // socket: copy them.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                        sys::send_vectored(socket, part, false)
+                    }
                     result => result,
                 };
                 (len, result)
