@@ -24,6 +24,8 @@
 #             over (GB/s)
 #   ranges    64 connections fetching random 64 KiB ranges of it (req/s, p99;
 #             RANGE_SIZE=BYTES for another size)
+# MAPVIEW_ARGS adds options to the mapview servers' command lines (e.g.
+# "--sendfile-max-pages 64").
 #   small     64 connections fetching random whole files of the tree:
 #             www/small/NN/NNNN.bin, 1-64 KiB each (sizes from a fixed
 #             seed), 331 MB in all (req/s, p99); hot only, as the first
@@ -62,6 +64,7 @@ SMALL_FILES=10000
 # URL path (and path under www) of small file N: printf format of N / 1000, N.
 SMALL_PATH=/small/%02d/%04d.bin
 PORT=${PORT:-18080}
+read -r -a MAPVIEW_OPTIONS <<<"${MAPVIEW_ARGS:-}"
 
 # nginx-light puts the binary in /usr/sbin, which may not be on PATH.
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -186,13 +189,13 @@ start_server() {
     fi
     local addr=127.0.0.1:$PORT
     case $1 in
-    mapview) taskset -c "$SERVER_CPUS" "$SERVE" --addr "$addr" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
+    mapview) taskset -c "$SERVER_CPUS" "$SERVE" "${MAPVIEW_OPTIONS[@]}" --addr "$addr" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
     mapview-cached)
-        taskset -c "$SERVER_CPUS" "$SERVE" --addr "$addr" --open-file-cache 1 "$WORK/www" \
+        taskset -c "$SERVER_CPUS" "$SERVE" "${MAPVIEW_OPTIONS[@]}" --addr "$addr" --open-file-cache 1 "$WORK/www" \
             >"$WORK/$1.log" 2>&1 &
         ;;
     mapview-copy)
-        taskset -c "$SERVER_CPUS" "$SERVE" --addr "$addr" --open-file-cache 1 --copy "$WORK/www" \
+        taskset -c "$SERVER_CPUS" "$SERVE" "${MAPVIEW_OPTIONS[@]}" --addr "$addr" --open-file-cache 1 --copy "$WORK/www" \
             >"$WORK/$1.log" 2>&1 &
         ;;
     tower-http) taskset -c "$SERVER_CPUS" "$TOWER_HTTP" "$addr" "$WORK/www" >"$WORK/$1.log" 2>&1 & ;;
@@ -251,6 +254,17 @@ if [ -n "${RESULTS_CSV:-}" ]; then
         >>"$RESULTS_CSV"
 fi
 
+# CPU time of the server's processes (itself and its children, as nginx's
+# workers), in clock ticks.
+server_ticks() {
+    local pid total=0
+    for pid in "$SERVER_PID" $(pgrep -P "$SERVER_PID" || true); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+TICKS_PER_SECOND=$(getconf CLK_TCK)
+
 declare -A RESULT
 # run SERVER CACHE WORKLOAD: one wrk run, results into RESULT[...] (and
 # RESULTS_CSV)
@@ -270,13 +284,15 @@ run() {
     # Let the server settle: after the downloads are cut off, a mapview
     # server spends a few hundred ms unmapping what they had populated.
     sleep 2
-    local out before after
+    local out before after ticks_before ticks_after
     before=$(cpu_ticks)
+    ticks_before=$(server_ticks)
     out=$(FILE_SIZE=$SIZE RANGE_SIZE=$span FILE_COUNT=$files PATH_FORMAT=$SMALL_PATH \
         taskset -c "$CLIENT_CPUS" \
         wrk -t2 -c"$connections" -d"${DURATION}s" --timeout 30s -s "$WORK/bench.lua" \
         "http://127.0.0.1:$PORT$url" | grep '^RESULT')
     after=$(cpu_ticks)
+    ticks_after=$(server_ticks)
     local key=$server,$cache,$workload
     RESULT[$key,server]=$server RESULT[$key,cache]=$cache RESULT[$key,workload]=$workload
     RESULT[$key,server_cpu]=$(busy "$SERVER_CPUS" "$before" "$after")
@@ -286,9 +302,14 @@ run() {
     RESULT[$key,gbps]=$(awk "BEGIN { printf \"%.2f\", $bytes / ($us / 1e6) / 1e9 }")
     RESULT[$key,rps]=$(awk "BEGIN { printf \"%.0f\", $requests / ($us / 1e6) }")
     RESULT[$key,p99_ms]=$(awk "BEGIN { printf \"%.2f\", $p99 / 1e3 }")
-    printf '%-14s %-4s %-8s %6s GB/s %6s req/s  p99 %8s ms  errors %s  CPU busy: server %3s%%, wrk %3s%%\n' \
+    # The server's own CPU time per request (its processes, not the cores'
+    # other work), in microseconds.
+    RESULT[$key,us_per_request]=$(awk "BEGIN { if ($requests > 0) printf \"%.1f\", \
+        ($ticks_after - $ticks_before) * 1e6 / $TICKS_PER_SECOND / $requests; else print \"-\" }")
+    printf '%-14s %-4s %-8s %6s GB/s %6s req/s  p99 %8s ms  errors %s  CPU busy: server %3s%%, wrk %3s%%  server CPU %s us/request\n' \
         "$server" "$cache" "$workload" "${RESULT[$key,gbps]}" "${RESULT[$key,rps]}" \
-        "${RESULT[$key,p99_ms]}" "$errors" "${RESULT[$key,server_cpu]}" "${RESULT[$key,client_cpu]}" >&2
+        "${RESULT[$key,p99_ms]}" "$errors" "${RESULT[$key,server_cpu]}" "${RESULT[$key,client_cpu]}" \
+        "${RESULT[$key,us_per_request]}" >&2
     if [ -n "${RESULTS_CSV:-}" ]; then
         local column row=()
         for column in "${COLUMNS[@]}"; do row+=("${RESULT[$key,$column]}"); done

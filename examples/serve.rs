@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release --features http --example serve -- [--addr 127.0.0.1:8080] [PATH]
-//!     [--chunk-kib N] [--open-file-cache SECS] [--copy]
+//!     [--chunk-kib N] [--open-file-cache SECS] [--copy | --sendfile-max-pages N]
 //! ```
 //!
 //! Serves the file or directory tree at PATH (nothing outside it: `..`,
@@ -15,8 +15,9 @@
 //! body chunk size (default 256 KiB); `--open-file-cache SECS` shares
 //! opened files across requests for that long (see
 //! `ServeDir::open_file_cache`). Connections are `SendfileStream`s, so
-//! cached files go out with `sendfile`; `--copy` writes plain `TcpStream`s
-//! instead (every body copied), for comparison. `benches/serve_bench.sh`
+//! cached files go out with `sendfile` (parts of up to 16 pages, or
+//! `--sendfile-max-pages`); `--copy` writes plain `TcpStream`s instead
+//! (every body copied), for comparison. `benches/serve_bench.sh`
 //! compares it with tower-http's `ServeDir` and nginx.
 
 use std::convert::Infallible;
@@ -44,8 +45,18 @@ struct Args {
     addr: SocketAddr,
     chunk_size: Option<usize>,
     cache_for: Option<Duration>,
-    copy: bool,
+    wire: Wire,
     path: Option<PathBuf>,
+}
+
+/// How connections are written.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    /// Plain `TcpStream`s: every body copied into the socket.
+    Copy,
+    /// `SendfileStream`s, sending parts of at most this many pages (or
+    /// their default) with `sendfile`.
+    Sendfile(Option<usize>),
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,7 +64,7 @@ fn parse_args() -> Result<Args, String> {
         addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
         chunk_size: None,
         cache_for: None,
-        copy: false,
+        wire: Wire::Sendfile(None),
         path: None,
     };
     let mut argv = std::env::args().skip(1);
@@ -74,7 +85,12 @@ fn parse_args() -> Result<Args, String> {
                 let secs = secs.ok_or("--open-file-cache needs a number of seconds")?;
                 args.cache_for = Some(Duration::from_secs_f64(secs));
             }
-            "--copy" => args.copy = true,
+            "--copy" => args.wire = Wire::Copy,
+            "--sendfile-max-pages" => {
+                let pages = argv.next().and_then(|n| n.parse::<usize>().ok());
+                let pages = pages.ok_or("--sendfile-max-pages needs a number")?;
+                args.wire = Wire::Sendfile(Some(pages));
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
             path if args.path.is_none() => args.path = Some(path.into()),
             extra => return Err(format!("unexpected argument {extra}")),
@@ -127,7 +143,7 @@ async fn main() -> io::Result<()> {
             if let Some(valid_for) = args.cache_for {
                 file = file.open_file_cache(valid_for, 1, u64::MAX);
             }
-            serve(listener, args.copy, move |request| {
+            serve(listener, args.wire, move |request| {
                 file.clone().call(request)
             })
             .await
@@ -139,7 +155,7 @@ async fn main() -> io::Result<()> {
             if let Some(valid_for) = args.cache_for {
                 dir = dir.open_file_cache(valid_for, CACHED_FILES, u64::MAX);
             }
-            serve(listener, args.copy, move |request| {
+            serve(listener, args.wire, move |request| {
                 dir.clone().call(request)
             })
             .await
@@ -152,9 +168,9 @@ async fn main() -> io::Result<()> {
 }
 
 /// Answers the requests of every connection on `listener` with `handle`,
-/// one task per connection (HTTP/1.1, keep-alive), until dropped; with
-/// `copy`, over plain `TcpStream`s rather than `SendfileStream`s.
-async fn serve<H, F, B>(listener: TcpListener, copy: bool, handle: H) -> io::Result<()>
+/// one task per connection (HTTP/1.1, keep-alive), until dropped, over
+/// connections written as `wire` says.
+async fn serve<H, F, B>(listener: TcpListener, wire: Wire, handle: H) -> io::Result<()>
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
     F: Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
@@ -173,10 +189,16 @@ where
         };
         // Send each chunk when it is ready (nginx: tcp_nodelay on).
         stream.set_nodelay(true)?;
-        match copy {
-            true => spawn_connection(stream, handle.clone()),
+        match wire {
+            Wire::Copy => spawn_connection(stream, handle.clone()),
             // Cached files' bytes go out with sendfile (nginx: sendfile on).
-            false => spawn_connection(SendfileStream::new(stream), handle.clone()),
+            Wire::Sendfile(max_pages) => {
+                let mut stream = SendfileStream::new(stream);
+                if let Some(pages) = max_pages {
+                    stream = stream.sendfile_max_pages(pages);
+                }
+                spawn_connection(stream, handle.clone())
+            }
         }
     }
 }

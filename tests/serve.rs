@@ -67,14 +67,21 @@ struct Server {
 enum Wire {
     /// Plain `TcpStream`s: every body copied into the socket.
     Copy,
-    /// `SendfileStream`s: cached files' bytes sent with `sendfile`.
-    Sendfile,
+    /// `SendfileStream`s sending cached files' parts of up to this many
+    /// pages with `sendfile`.
+    Sendfile { max_pages: usize },
 }
+
+/// `SendfileStream`'s default.
+const SENDFILE: Wire = Wire::Sendfile { max_pages: 16 };
 
 /// Accepts connections as `SendfileStream`s, with a send buffer of a few
 /// pages, so that most writes go out in part and the rest waits for the
 /// socket.
-struct SendfileListener(tokio::net::TcpListener);
+struct SendfileListener {
+    listener: tokio::net::TcpListener,
+    max_pages: usize,
+}
 
 impl axum::serve::Listener for SendfileListener {
     type Io = SendfileStream;
@@ -83,7 +90,7 @@ impl axum::serve::Listener for SendfileListener {
     async fn accept(&mut self) -> (SendfileStream, SocketAddr) {
         use std::os::fd::AsRawFd;
 
-        let (stream, addr) = self.0.accept().await.unwrap();
+        let (stream, addr) = self.listener.accept().await.unwrap();
         let bytes: libc::c_int = 16 << 10;
         // SAFETY: a valid socket and a c_int option value of its size.
         let set = unsafe {
@@ -96,11 +103,12 @@ impl axum::serve::Listener for SendfileListener {
             )
         };
         assert_eq!(set, 0, "{}", std::io::Error::last_os_error());
-        (SendfileStream::new(stream), addr)
+        let stream = SendfileStream::new(stream).sendfile_max_pages(self.max_pages);
+        (stream, addr)
     }
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.listener.local_addr()
     }
 }
 
@@ -140,8 +148,11 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         match wire {
             Wire::Copy => tokio::spawn(async move { axum::serve(listener, router).await }),
-            Wire::Sendfile => {
-                let listener = SendfileListener(listener);
+            Wire::Sendfile { max_pages } => {
+                let listener = SendfileListener {
+                    listener,
+                    max_pages,
+                };
                 tokio::spawn(async move { axum::serve(listener, router).await })
             }
         };
@@ -844,15 +855,22 @@ fn file_bytes_read_by_this_thread() -> u64 {
 #[tokio::test]
 async fn over_a_sendfile_stream_cached_files_are_sent_from_the_file_byte_for_byte() {
     let hour = std::time::Duration::from_secs(3600);
-    for wire in [Wire::Copy, Wire::Sendfile] {
+    let wires = [
+        Wire::Copy,
+        SENDFILE,
+        Wire::Sendfile { max_pages: 0 },
+        Wire::Sendfile { max_pages: 32 },
+    ];
+    for wire in wires {
         let server =
             Server::start_on(wire, |files, _| files.open_file_cache(hour, 100, 1 << 30)).await;
         let data = data();
         // The first request maps the file; later ones are slices of that
         // mapping, written by this thread (the server's worker).
         assert_eq!(fetch(&server, "/files/data.bin").await.unwrap(), data);
-        // 16 pages go out with sendfile. 18 are copied, at least until
-        // what is left of them after a short write fits 16.
+        // Parts of up to `max_pages` pages go out with sendfile; longer
+        // ones are copied, at least until what is left of them after a
+        // short write fits.
         for (first, last) in [(0, 65_535), (4096, 4096 + 70_000)] {
             let before = file_bytes_read_by_this_thread();
             let range = format!("bytes={first}-{last}");
@@ -860,10 +878,14 @@ async fn over_a_sendfile_stream_cached_files_are_sent_from_the_file_byte_for_byt
             assert_eq!(reply.body, data[first..=last]);
             let read = file_bytes_read_by_this_thread() - before;
             let len = (last - first + 1) as u64;
-            match (wire, len <= 16 * 4096) {
-                (Wire::Copy, _) => assert!(read < 4096, "{range}: {read} bytes read"),
-                (Wire::Sendfile, true) => assert!(read >= len, "{range}: {read} bytes read"),
-                (Wire::Sendfile, false) => assert!(read < len, "{range}: {read} bytes read"),
+            let pages = (last + 1).div_ceil(4096) - first / 4096;
+            let context = format!("{wire:?}, {range}: {read} bytes read");
+            match wire {
+                Wire::Copy | Wire::Sendfile { max_pages: 0 } => assert!(read < 4096, "{context}"),
+                Wire::Sendfile { max_pages } if pages <= max_pages => {
+                    assert!(read >= len, "{context}")
+                }
+                Wire::Sendfile { .. } => assert!(read < len, "{context}"),
             }
         }
         let one = server
@@ -887,7 +909,7 @@ async fn over_a_sendfile_stream_cached_files_are_sent_from_the_file_byte_for_byt
 async fn over_a_sendfile_stream_a_cached_file_cut_while_sent_ends_the_response_with_an_error() {
     let hour = std::time::Duration::from_secs(3600);
     // Chunks of 16 pages: each goes out with sendfile.
-    let server = Server::start_on(Wire::Sendfile, |files, _| {
+    let server = Server::start_on(SENDFILE, |files, _| {
         files
             .with_buf_chunk_size(64 << 10)
             .open_file_cache(hour, 100, 1 << 30)

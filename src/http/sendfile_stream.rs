@@ -93,12 +93,40 @@ use crate::sys;
 #[derive(Debug)]
 pub struct SendfileStream {
     stream: TcpStream,
+    max_pages: usize,
 }
 
 impl SendfileStream {
     /// Wraps a connected stream.
     pub fn new(stream: TcpStream) -> Self {
-        Self { stream }
+        Self {
+            stream,
+            max_pages: MAX_PAGES,
+        }
+    }
+
+    /// Sends a file's parts of up to `pages` pages with `sendfile`, and
+    /// copies longer ones (0: copies every part). The default, 16, is what
+    /// measured fastest over loopback, where longer `sendfile`s cost more
+    /// CPU than the copy; a network card's driver may do better with
+    /// longer ones.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mapview::http::SendfileStream;
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+    /// let (stream, _) = listener.accept().await?;
+    /// let stream = SendfileStream::new(stream).sendfile_max_pages(64);
+    /// # drop(stream);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sendfile_max_pages(mut self, pages: usize) -> Self {
+        self.max_pages = pages;
+        self
     }
 
     /// The stream inside.
@@ -151,12 +179,12 @@ impl AsyncWrite for SendfileStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let stream = &self.get_mut().stream;
+        let Self { stream, max_pages } = &*self.get_mut();
         loop {
             ready!(stream.poll_write_ready(cx))?;
             // A `WouldBlock` clears the readiness tokio had cached, so the
             // next round waits for the socket.
-            match stream.try_io(Interest::WRITABLE, || send(stream, bufs)) {
+            match stream.try_io(Interest::WRITABLE, || send(stream, bufs, *max_pages)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 sent => return Poll::Ready(sent),
             }
@@ -176,8 +204,8 @@ impl AsyncWrite for SendfileStream {
     }
 }
 
-/// The most pages of a file a write sends with `sendfile`; longer parts are
-/// copied. A socket buffer holds 17 fragments (Linux's `MAX_SKB_FRAGS`):
+/// The most pages of a file a write sends with `sendfile` by default;
+/// longer parts are copied. A socket buffer holds 17 fragments (Linux's `MAX_SKB_FRAGS`):
 /// the headers' and 16 pages. Over loopback, per request, `sendfile` cost
 /// the server 0.58-0.86x the CPU of the copy for ranges of 4 to 16 pages,
 /// but 1.8-2.9x for 17 to 25 pages and 0.95x for 32 and 64; and downloads
@@ -185,25 +213,27 @@ impl AsyncWrite for SendfileStream {
 /// by the client's CPU (BENCHMARKS.md, "Serving files over HTTP").
 const MAX_PAGES: usize = 16;
 
-/// The file bytes `buf` is, if they are to go out with `sendfile`.
-fn file_part(buf: &[u8]) -> Option<Part> {
+/// The file bytes `buf` is, if they are to go out with `sendfile`: at most
+/// `max_pages` pages.
+fn file_part(buf: &[u8], max_pages: usize) -> Option<Part> {
     let page = sys::page_size();
     let start = buf.as_ptr() as usize;
     let pages = (start + buf.len()).div_ceil(page) - start / page;
-    if pages > MAX_PAGES {
+    if pages > max_pages {
         return None;
     }
     sendable::part_of(buf)
 }
 
 /// Sends what it can of `bufs`, in order, without blocking: runs of memory
-/// with one `sendmsg`, a cached file's short parts with `sendfile`. Stops
+/// with one `sendmsg`, a cached file's parts of up to `max_pages` pages with
+/// `sendfile`. Stops
 /// at the first short send; an error after some bytes went out is left for
 /// the next call (a socket's errors repeat).
-fn send(socket: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+fn send(socket: &TcpStream, bufs: &[IoSlice<'_>], max_pages: usize) -> io::Result<usize> {
     let mut sent = 0;
     let mut rest = bufs;
-    let mut next = rest.first().and_then(|buf| file_part(buf));
+    let mut next = rest.first().and_then(|buf| file_part(buf, max_pages));
     while !rest.is_empty() {
         let (wanted, result) = match next.take() {
             Some(Part { object, offset }) => {
@@ -228,7 +258,7 @@ fn send(socket: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
                 // with MSG_MORE for them so both leave in one segment.
                 let mut run = 1;
                 while run < rest.len() {
-                    next = file_part(&rest[run]);
+                    next = file_part(&rest[run], max_pages);
                     if next.is_some() {
                         break;
                     }
@@ -254,7 +284,7 @@ fn send(socket: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             Err(e) => return Err(e),
         }
         if next.is_none() {
-            next = rest.first().and_then(|buf| file_part(buf));
+            next = rest.first().and_then(|buf| file_part(buf, max_pages));
         }
     }
     Ok(sent)
