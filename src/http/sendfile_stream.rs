@@ -93,7 +93,7 @@ use crate::sys;
 #[derive(Debug)]
 pub struct SendfileStream {
     stream: TcpStream,
-    max_pages: usize,
+    choice: Choice,
 }
 
 impl SendfileStream {
@@ -101,7 +101,10 @@ impl SendfileStream {
     pub fn new(stream: TcpStream) -> Self {
         Self {
             stream,
-            max_pages: MAX_PAGES,
+            choice: Choice {
+                max_pages: MAX_PAGES,
+                copying_to: 0,
+            },
         }
     }
 
@@ -125,7 +128,7 @@ impl SendfileStream {
     /// # }
     /// ```
     pub fn sendfile_max_pages(mut self, pages: usize) -> Self {
-        self.max_pages = pages;
+        self.choice.max_pages = pages;
         self
     }
 
@@ -179,12 +182,12 @@ impl AsyncWrite for SendfileStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let Self { stream, max_pages } = &*self.get_mut();
+        let Self { stream, choice } = self.get_mut();
         loop {
             ready!(stream.poll_write_ready(cx))?;
             // A `WouldBlock` clears the readiness tokio had cached, so the
             // next round waits for the socket.
-            match stream.try_io(Interest::WRITABLE, || send(stream, bufs, *max_pages)) {
+            match stream.try_io(Interest::WRITABLE, || send(stream, bufs, choice)) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 sent => return Poll::Ready(sent),
             }
@@ -213,27 +216,46 @@ impl AsyncWrite for SendfileStream {
 /// by the client's CPU (BENCHMARKS.md, "Serving files over HTTP").
 const MAX_PAGES: usize = 16;
 
-/// The file bytes `buf` is, if they are to go out with `sendfile`: at most
-/// `max_pages` pages.
-fn file_part(buf: &[u8], max_pages: usize) -> Option<Part> {
-    let page = sys::page_size();
-    let start = buf.as_ptr() as usize;
-    let pages = (start + buf.len()).div_ceil(page) - start / page;
-    if pages > max_pages {
-        return None;
+/// Which writes go out with `sendfile`.
+#[derive(Debug)]
+struct Choice {
+    max_pages: usize,
+    /// Where the last slice too long for `sendfile` ends: what is left of it
+    /// after a short write is copied too, as the whole was. (Random 64 KiB
+    /// ranges, 17 pages, cost the server 1.06x the CPU of the copy per
+    /// request when such rests went out with `sendfile`, and 1.00x when
+    /// copied: `serve_bench.sh`, `SERVERS="mapview-copy mapview-cached"`.)
+    copying_to: usize,
+}
+
+impl Choice {
+    /// The file bytes `buf` is, if they are to go out with `sendfile`: a
+    /// cached file's, at most `max_pages` pages, and not the rest of a
+    /// slice being copied.
+    fn file_part(&mut self, buf: &[u8]) -> Option<Part> {
+        let start = buf.as_ptr() as usize;
+        let end = start + buf.len();
+        if end == self.copying_to {
+            return None;
+        }
+        let page = sys::page_size();
+        if end.div_ceil(page) - start / page > self.max_pages {
+            self.copying_to = end;
+            return None;
+        }
+        sendable::part_of(buf)
     }
-    sendable::part_of(buf)
 }
 
 /// Sends what it can of `bufs`, in order, without blocking: runs of memory
-/// with one `sendmsg`, a cached file's parts of up to `max_pages` pages with
+/// with one `sendmsg`, the parts of cached files that `choice` picks with
 /// `sendfile`. Stops
 /// at the first short send; an error after some bytes went out is left for
 /// the next call (a socket's errors repeat).
-fn send(socket: &TcpStream, bufs: &[IoSlice<'_>], max_pages: usize) -> io::Result<usize> {
+fn send(socket: &TcpStream, bufs: &[IoSlice<'_>], choice: &mut Choice) -> io::Result<usize> {
     let mut sent = 0;
     let mut rest = bufs;
-    let mut next = rest.first().and_then(|buf| file_part(buf, max_pages));
+    let mut next = rest.first().and_then(|buf| choice.file_part(buf));
     while !rest.is_empty() {
         let (wanted, result) = match next.take() {
             Some(Part { object, offset }) => {
@@ -258,7 +280,7 @@ fn send(socket: &TcpStream, bufs: &[IoSlice<'_>], max_pages: usize) -> io::Resul
                 // with MSG_MORE for them so both leave in one segment.
                 let mut run = 1;
                 while run < rest.len() {
-                    next = file_part(&rest[run], max_pages);
+                    next = choice.file_part(&rest[run]);
                     if next.is_some() {
                         break;
                     }
@@ -284,7 +306,7 @@ fn send(socket: &TcpStream, bufs: &[IoSlice<'_>], max_pages: usize) -> io::Resul
             Err(e) => return Err(e),
         }
         if next.is_none() {
-            next = rest.first().and_then(|buf| file_part(buf, max_pages));
+            next = rest.first().and_then(|buf| choice.file_part(buf));
         }
     }
     Ok(sent)
