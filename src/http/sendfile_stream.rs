@@ -208,12 +208,12 @@ impl AsyncWrite for SendfileStream {
 }
 
 /// The most pages of a file a write sends with `sendfile` by default;
-/// longer parts are copied. A socket buffer holds 17 fragments (Linux's `MAX_SKB_FRAGS`):
-/// the headers' and 16 pages. Over loopback, per request, `sendfile` cost
-/// the server 0.58-0.86x the CPU of the copy for ranges of 4 to 16 pages,
-/// but 1.8-2.9x for 17 to 25 pages and 0.95x for 32 and 64; and downloads
-/// in 256 KiB chunks sent with it went at 0.55-0.61x the copy's rate, held
-/// by the client's CPU (BENCHMARKS.md, "Serving files over HTTP").
+/// longer parts are copied. A socket buffer holds 17 fragments (Linux's
+/// `MAX_SKB_FRAGS`): the headers' and 16 pages. Over loopback, per request,
+/// `sendfile` cost the server 0.70-0.84x the CPU of the copy for ranges of
+/// 4 to 13 pages, but 2.0-2.4x for 16 to 21 and 0.96-1.06x for 32 to 65;
+/// whole downloads in 256 KiB chunks went at 0.30x the copy's rate, held
+/// by the client's CPU (BENCHMARKS.md, "`sendfile` or a copy").
 const MAX_PAGES: usize = 16;
 
 /// Which writes go out with `sendfile`.
