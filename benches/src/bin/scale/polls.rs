@@ -101,3 +101,41 @@ impl Usage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(cpu_ms: u64, voluntary: i64, involuntary: i64) -> Usage {
+        Usage {
+            cpu: Duration::from_millis(cpu_ms),
+            voluntary,
+            involuntary,
+        }
+    }
+
+    #[test]
+    fn slow_polls_are_told_apart_by_the_switches_the_thread_made() {
+        let mut times = PollTimes::default();
+        let ms = Duration::from_millis;
+        // Fast: counted in the longest only.
+        times.record(ms(3), usage(0, 0, 0), usage(3, 5, 5));
+        // Slept (a voluntary switch wins over an involuntary one).
+        times.record(ms(20), usage(10, 1, 1), usage(12, 2, 2));
+        // Preempted, never slept.
+        times.record(ms(15), usage(12, 2, 2), usage(14, 2, 3));
+        // On the CPU throughout (or stolen by the hypervisor).
+        times.record(ms(11), usage(14, 2, 3), usage(25, 2, 3));
+        assert_eq!(times.longest, ms(20));
+        assert_eq!(times.slow, 3);
+        assert_eq!(times.slow_blocked, 1);
+        assert_eq!(times.slow_preempted, 1);
+        assert_eq!(times.slow_wall, ms(46));
+        assert_eq!(times.slow_cpu, ms(15));
+        let both = times.add(times);
+        assert_eq!(
+            (both.slow, both.slow_blocked, both.slow_cpu),
+            (6, 2, ms(30))
+        );
+    }
+}
