@@ -24,7 +24,8 @@
 #   download  16 wrk connections fetching the whole 1 GiB file over and
 #             over (GB/s)
 #   ranges    64 connections fetching random 64 KiB ranges of it (req/s, p99;
-#             RANGE_SIZE=BYTES for another size)
+#             RANGE_SIZE=BYTES for another size, RANGE_ALIGN=BYTES to start
+#             each range at a multiple of that)
 # MAPVIEW_ARGS adds options to the mapview servers' command lines (e.g.
 # "--sendfile-max-pages 64").
 #   small     64 connections fetching random whole files of the tree:
@@ -62,6 +63,7 @@ else
 fi
 SIZE=$((1 << 30))
 RANGE_SIZE=${RANGE_SIZE:-$((64 << 10))}
+RANGE_ALIGN=${RANGE_ALIGN:-1}
 SMALL_FILES=10000
 # URL path (and path under www) of small file N: printf format of N / 1000, N.
 SMALL_PATH=/small/%02d/%04d.bin
@@ -154,6 +156,7 @@ EOF
 cat >"$WORK/bench.lua" <<'EOF'
 local size = tonumber(os.getenv("FILE_SIZE") or "0")
 local span = tonumber(os.getenv("RANGE_SIZE") or "0")
+local align = tonumber(os.getenv("RANGE_ALIGN") or "1")
 local files = tonumber(os.getenv("FILE_COUNT") or "0")
 local path_format = os.getenv("PATH_FORMAT")
 local count = 0
@@ -171,7 +174,7 @@ if files > 0 then
     end
 elseif span > 0 then
     function request()
-        local first = math.random(0, size - span)
+        local first = math.random(0, math.floor((size - span) / align)) * align
         local range = string.format("bytes=%d-%d", first, first + span - 1)
         return wrk.format(nil, nil, { Range = range })
     end
@@ -278,7 +281,7 @@ run() {
     ranges) span=$RANGE_SIZE ;;
     small) files=$SMALL_FILES url=/ warm=("$WORK/www/small") ;;
     esac
-    local load=(env FILE_SIZE="$SIZE" RANGE_SIZE="$span" FILE_COUNT="$files" PATH_FORMAT="$SMALL_PATH"
+    local load=(env FILE_SIZE="$SIZE" RANGE_SIZE="$span" RANGE_ALIGN="$RANGE_ALIGN" FILE_COUNT="$files" PATH_FORMAT="$SMALL_PATH"
         taskset -c "$CLIENT_CPUS" wrk -t2 -c"$connections" --timeout 30s -s "$WORK/bench.lua")
     if [ "$cache" = cold ]; then
         dd if="$FILE" iflag=nocache count=0 status=none # posix_fadvise(DONTNEED)

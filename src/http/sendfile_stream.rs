@@ -110,9 +110,9 @@ impl SendfileStream {
 
     /// Sends a file's parts of up to `pages` pages with `sendfile`, and
     /// copies longer ones (0: copies every part). The default, 16, is what
-    /// measured fastest over loopback, where longer `sendfile`s cost more
-    /// CPU than the copy; a network card's driver may do better with
-    /// longer ones.
+    /// measured best over loopback, where some longer `sendfile`s cost
+    /// twice the CPU of the copy; a network card's driver may do better
+    /// with longer ones.
     ///
     /// # Examples
     ///
@@ -208,12 +208,13 @@ impl AsyncWrite for SendfileStream {
 }
 
 /// The most pages of a file a write sends with `sendfile` by default;
-/// longer parts are copied. A socket buffer holds 17 fragments (Linux's
-/// `MAX_SKB_FRAGS`): the headers' and 16 pages. Over loopback, per request,
-/// `sendfile` cost the server 0.70-0.84x the CPU of the copy for ranges of
-/// 4 to 13 pages, but 2.0-2.4x for 16 to 21 and 0.96-1.06x for 32 to 65;
-/// whole downloads in 256 KiB chunks went at 0.30x the copy's rate, held
-/// by the client's CPU (BENCHMARKS.md, "`sendfile` or a copy").
+/// longer parts are copied. Over loopback, per request, `sendfile` cost the
+/// server 0.70-0.84x the CPU of the copy for ranges of 4 to 13 pages and
+/// about 0.8x for 16 and 17 pages starting on a page, but 2.0-2.4x for 16
+/// to 21 pages starting inside one, and 0.96-1.06x for 32 to 65; whole
+/// downloads in 256 KiB chunks went at 0.30x the copy's rate, held by the
+/// client's CPU (BENCHMARKS.md, "`sendfile` or a copy"). Up to 16 pages,
+/// every case measured was cheaper with `sendfile`.
 const MAX_PAGES: usize = 16;
 
 /// Which writes go out with `sendfile`.
