@@ -165,6 +165,14 @@ impl Server {
         }
     }
 
+    /// The same server, asked over HTTP/2 with prior knowledge (h2c).
+    fn over_http2(mut self) -> Self {
+        self.client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+        self
+    }
+
     async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Reply {
         let response = self.send(method, path, headers).await;
         let status = response.status();
@@ -916,6 +924,40 @@ async fn over_a_sendfile_stream_a_cached_file_cut_while_sent_ends_the_response_w
     .await;
     // Cached, so its 16-page chunks go out with sendfile, which then finds
     // the file ended.
+    assert_a_file_cut_while_sent_ends_the_body_with_an_error(&server, true).await;
+}
+
+#[tokio::test]
+async fn over_http2_a_sendfile_stream_sends_cached_files_from_the_file_byte_for_byte() {
+    let hour = std::time::Duration::from_secs(3600);
+    let server = Server::start_on(SENDFILE, |files, _| {
+        files.open_file_cache(hour, 100, 1 << 30)
+    })
+    .await
+    .over_http2();
+    let response = server.send(Method::GET, "/hello", &[]).await;
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    let data = data();
+    assert_eq!(fetch(&server, "/files/data.bin").await.unwrap(), data);
+    // HTTP/2 sends the body in DATA frames of at most 16 KiB (the default
+    // frame size), so every part fits in 16 pages. h2 copies each frame's
+    // head and the first 247 bytes of its payload into its own buffer (256
+    // bytes in all) and hands over the rest, which goes out with sendfile.
+    let before = file_bytes_read_by_this_thread();
+    let reply = server.get("/files/data.bin", &[]).await;
+    assert_eq!(reply.body, data);
+    let read = file_bytes_read_by_this_thread() - before;
+    let len = DATA_LEN as u64;
+    assert!((len * 19 / 20..=len).contains(&read), "{read} bytes read");
+    let several = "bytes=0-9, 4000-300000, -5";
+    let reply = server.get("/files/data.bin", &[("range", several)]).await;
+    let parts = parse_multipart(reply.header(header::CONTENT_TYPE), &reply.body);
+    let expected = [(0, 10), (4000, 300_001), (DATA_LEN - 5, DATA_LEN)];
+    assert_eq!(parts.len(), expected.len());
+    for ((_, bytes), (start, end)) in parts.into_iter().zip(expected) {
+        assert_eq!(bytes, data[start..end]);
+    }
+    assert_eq!(fetch(&server, "/files/page.txt").await.unwrap(), "plain");
     assert_a_file_cut_while_sent_ends_the_body_with_an_error(&server, true).await;
 }
 
