@@ -26,8 +26,12 @@ pub struct Figures {
     pub peak_rss: u64,
     /// Bytes.
     pub peak_page_tables: u64,
-    /// Major page faults of the runtime's thread.
+    /// Major page faults of the runtime's thread while it ran the tasks.
     pub major_faults: i64,
+    /// Of those, the faults within the tasks' polls: the times a poll
+    /// waited on the disk for a page. The others were the runtime's own
+    /// (its code paged out under the streams' memory pressure, say).
+    pub poll_major_faults: i64,
 }
 
 impl Figures {
@@ -40,7 +44,7 @@ impl fmt::Display for Figures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} {} {} {} {} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {} {} {} {} {} {}",
             self.bytes,
             self.seconds,
             self.longest_poll.as_nanos(),
@@ -52,7 +56,8 @@ impl fmt::Display for Figures {
             self.peak_threads,
             self.peak_rss,
             self.peak_page_tables,
-            self.major_faults
+            self.major_faults,
+            self.poll_major_faults
         )
     }
 }
@@ -66,7 +71,7 @@ impl FromStr for Figures {
             .split_whitespace()
             .map(|number| number.parse().map_err(|_| bad()))
             .collect::<io::Result<_>>()?;
-        let [bytes, seconds, longest_poll, slow_polls, slow_blocked, slow_preempted, slow_wall, slow_cpu, threads, rss, page_tables, major_faults] =
+        let [bytes, seconds, longest_poll, slow_polls, slow_blocked, slow_preempted, slow_wall, slow_cpu, threads, rss, page_tables, major_faults, poll_major_faults] =
             numbers[..]
         else {
             return Err(bad());
@@ -84,6 +89,7 @@ impl FromStr for Figures {
             peak_rss: rss as u64,
             peak_page_tables: page_tables as u64,
             major_faults: major_faults as i64,
+            poll_major_faults: poll_major_faults as i64,
         })
     }
 }
@@ -107,6 +113,7 @@ mod tests {
             peak_rss: 138 << 20,
             peak_page_tables: 4 << 20,
             major_faults: 7,
+            poll_major_faults: 2,
         };
         let received: Figures = sent.to_string().parse().unwrap();
         assert_eq!(received.to_string(), sent.to_string());

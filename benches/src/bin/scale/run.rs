@@ -113,6 +113,7 @@ pub fn run(reader: Reader, streams: usize, path: &Path, budget: u64) -> io::Resu
         peak_rss: peaks.rss,
         peak_page_tables: peaks.page_tables,
         major_faults,
+        poll_major_faults: polls.major_faults,
     })
 }
 

@@ -14,7 +14,7 @@ pub struct Row {
 }
 
 const HEADER: &str = "\
-| streams | reader | MB/s | vs tokio::fs | disk MB/s (direct) | longest poll ms | polls >= 10 ms | of those: slept / preempted / neither | their time on CPU | peak threads | peak RSS MiB | peak page tables MiB | major faults, runtime thread |
+| streams | reader | MB/s | vs tokio::fs | disk MB/s (direct) | longest poll ms | polls >= 10 ms | of those: slept / preempted / neither | their time on CPU | peak threads | peak RSS MiB | peak page tables MiB | major faults, runtime thread (in polls) |
 | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |";
 
 /// Prints the rows as a Markdown table, with each reader's rate against
@@ -31,7 +31,7 @@ pub fn print(rows: &[Row]) {
                 format!("{:.2}x", rate / tokio_fs.figures.megabytes_per_second())
             });
         println!(
-            "| {} | {} | {rate:.0} | {versus} | {:.0} | {:.1} | {} | {} / {} / {} | {:.0}% | {} | {:.0} | {:.1} | {} |",
+            "| {} | {} | {rate:.0} | {versus} | {:.0} | {:.1} | {} | {} / {} / {} | {:.0}% | {} | {:.0} | {:.1} | {} ({}) |",
             row.streams,
             row.reader.name(),
             row.disk,
@@ -45,6 +45,7 @@ pub fn print(rows: &[Row]) {
             figures.peak_rss as f64 / (1 << 20) as f64,
             figures.peak_page_tables as f64 / (1 << 20) as f64,
             figures.major_faults,
+            figures.poll_major_faults,
         );
     }
 }
