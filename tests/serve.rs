@@ -899,14 +899,7 @@ async fn over_a_sendfile_stream_cached_files_are_sent_from_the_file_byte_for_byt
             .get("/files/data.bin", &[("range", "bytes=1000-70000")])
             .await;
         assert_eq!(one.body, data[1000..=70000]);
-        let several = "bytes=0-9, 4000-300000, -5";
-        let reply = server.get("/files/data.bin", &[("range", several)]).await;
-        let parts = parse_multipart(reply.header(header::CONTENT_TYPE), &reply.body);
-        let expected = [(0, 10), (4000, 300_001), (DATA_LEN - 5, DATA_LEN)];
-        assert_eq!(parts.len(), expected.len());
-        for ((_, bytes), (start, end)) in parts.into_iter().zip(expected) {
-            assert_eq!(bytes, data[start..end]);
-        }
+        assert_three_ranges_of_data_in_one_response(&server).await;
         assert_eq!(fetch(&server, "/files/page.txt").await.unwrap(), "plain");
         assert_eq!(fetch(&server, "/hello").await.unwrap(), "hello");
     }
@@ -948,16 +941,23 @@ async fn over_http2_a_sendfile_stream_sends_cached_files_from_the_file_byte_for_
     assert_eq!(reply.body, data);
     let read = file_bytes_read_by_this_thread() - before;
     assert!(read >= DATA_LEN as u64 * 19 / 20, "{read} bytes read");
+    assert_three_ranges_of_data_in_one_response(&server).await;
+    assert_eq!(fetch(&server, "/files/page.txt").await.unwrap(), "plain");
+    assert_a_file_cut_while_sent_ends_the_body_with_an_error(&server, true).await;
+}
+
+/// Three ranges of `data.bin` in one request: a multipart body, each part
+/// byte for byte.
+async fn assert_three_ranges_of_data_in_one_response(server: &Server) {
     let several = "bytes=0-9, 4000-300000, -5";
     let reply = server.get("/files/data.bin", &[("range", several)]).await;
     let parts = parse_multipart(reply.header(header::CONTENT_TYPE), &reply.body);
     let expected = [(0, 10), (4000, 300_001), (DATA_LEN - 5, DATA_LEN)];
     assert_eq!(parts.len(), expected.len());
+    let data = data();
     for ((_, bytes), (start, end)) in parts.into_iter().zip(expected) {
         assert_eq!(bytes, data[start..end]);
     }
-    assert_eq!(fetch(&server, "/files/page.txt").await.unwrap(), "plain");
-    assert_a_file_cut_while_sent_ends_the_body_with_an_error(&server, true).await;
 }
 
 /// The address ranges of this process's mappings of the file at `path`
