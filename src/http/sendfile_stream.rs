@@ -32,10 +32,10 @@ use crate::sys;
 /// through a `Listener` whose `accept` wraps each stream. The bytes on the
 /// wire are the same either way; a file cut while it is sent ends the
 /// response with an error either way, never with bytes the file no longer
-/// has. It is for plain HTTP, HTTP/1 or HTTP/2: h2 hands each DATA frame's
-/// payload over as a slice (after copying its first 247 bytes into its own
-/// buffer, behind the frame's head), so the rest of the frame goes out
-/// with `sendfile` too. Behind TLS the bytes must pass through the process
+/// has. It is for plain HTTP, HTTP/1 or HTTP/2: h2 (0.4) hands each DATA
+/// frame's payload over as a slice (after copying its first 247 bytes into
+/// its own buffer, behind the frame's head), so the rest of the frame goes
+/// out with `sendfile` too. Behind TLS the bytes must pass through the process
 /// to be encrypted.
 ///
 /// # Examples
