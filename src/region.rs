@@ -333,12 +333,12 @@ impl Region {
     ///
     /// A region that shares its mapping releases nothing: another region's
     /// reader may be reading those pages, and would fault them in again.
-    /// Nor does a region with a live loan (see [`may_release`]). Returns
-    /// whether it released.
+    /// Nor does a copy-on-write region, or one with a live loan (see
+    /// [`may_release`]). Returns whether it released.
     ///
     /// [`may_release`]: Self::may_release
     pub(crate) fn release(&self, range: Range<u64>) -> io::Result<bool> {
-        if !self.may_release() || self.object().access == Access::CopyOnWrite {
+        if !self.may_release() {
             return Ok(false);
         }
         let len = (range.end - range.start) as usize;
@@ -364,10 +364,13 @@ impl Region {
 
     /// Whether [`release`](Self::release) may drop pages of the region now:
     /// not while some zero-copy `Bytes` of it (or a `fill_buf` slice) is
-    /// alive, and never for a shared region. A loan made after this answer
+    /// alive, and never for a shared or copy-on-write region (releasing
+    /// would throw away its private copies). A loan made after this answer
     /// only makes the release give up.
     pub(crate) fn may_release(&self) -> bool {
-        !self.shared && self.mapping.loans.load(Ordering::Acquire) == 0
+        !self.shared
+            && self.object().access != Access::CopyOnWrite
+            && self.mapping.loans.load(Ordering::Acquire) == 0
     }
 
     /// Makes the bytes of `range` durable in the file (`msync(MS_SYNC)`).

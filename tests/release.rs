@@ -73,6 +73,38 @@ async fn a_held_chunk_keeps_its_pages_until_it_is_dropped() {
 }
 
 #[tokio::test]
+async fn a_release_that_a_new_chunk_beat_is_made_again_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = pattern_file(dir.path(), LEN);
+    // SAFETY: the test's own file; nothing truncates it.
+    let map = unsafe { MappedFile::open(&path).unwrap() };
+    let mut chunks = map.stream(..).unwrap().chunks(MIB);
+    let pager = Pager::current();
+    let held = {
+        // The releases behind the cursor wait on the reclaim thread while
+        // the next chunk is lent: a loan made after the stream checked.
+        let _paused = pager.pause_reclaims();
+        for i in 0..16 {
+            // Reading a chunk maps its pages (a resident file's may be
+            // lent before they are).
+            let chunk = chunks.try_next().await.unwrap().unwrap();
+            assert!(chunk[..] == data[i * MIB..(i + 1) * MIB]);
+        }
+        chunks.try_next().await.unwrap().unwrap()
+    };
+    pager.wait_for_reclaims();
+    // The loan beat them: nothing was released under the live chunk.
+    assert_eq!(mapped_pages(&path, 0..8 * MIB), 8 * MIB / PAGE);
+    assert!(held[..] == data[16 * MIB..17 * MIB]);
+    drop(held);
+    while chunks.try_next().await.unwrap().is_some() {}
+    // The next release behind the cursor starts where they gave up.
+    eventually("the pages a loan kept leave the mapping", || {
+        mapped_pages(&path, 0..40 * MIB) == 0
+    });
+}
+
+#[tokio::test]
 async fn drop_behind_also_drops_read_pages_from_the_page_cache() {
     let dir = tempfile::tempdir().unwrap();
     let (path, data) = pattern_file(dir.path(), LEN);

@@ -195,8 +195,31 @@ impl Pager {
     /// crate's own tests, outside the documented API.
     #[doc(hidden)]
     pub fn pause(&self) -> Paused<'_> {
-        self.jobs.queue().pause();
-        Paused(self)
+        Paused::new(&self.jobs)
+    }
+
+    /// Holds back the work that gives memory back (see
+    /// [`reclaim`](Self::reclaim)) until the guard drops: a test hook, as
+    /// [`pause`](Self::pause).
+    #[doc(hidden)]
+    pub fn pause_reclaims(&self) -> Paused<'_> {
+        Paused::new(&self.reclaims)
+    }
+
+    /// Returns once the work that gives memory back, queued before the
+    /// call, is done: a test hook, as [`pause`](Self::pause). Blocking;
+    /// never while [`pause_reclaims`](Self::pause_reclaims) holds it back.
+    #[doc(hidden)]
+    pub fn wait_for_reclaims(&self) {
+        let (done, reclaimed) = std::sync::mpsc::channel();
+        // The reclaim thread runs its tasks in order: once this one runs,
+        // every earlier one has.
+        let marker = move || {
+            let _ = done.send(());
+        };
+        if self.reclaim(marker).is_ok() {
+            let _ = reclaimed.recv();
+        }
     }
 
     /// Queues `work` and sees that a thread will run it. `urgent` marks the
@@ -228,16 +251,29 @@ impl Pager {
     }
 }
 
-/// Holds the pager's tasks back while alive, from [`Pager::pause`].
+/// Holds the tasks of one of the pager's pools back while alive, from
+/// [`Pager::pause`] or [`Pager::pause_reclaims`].
 #[doc(hidden)]
-#[derive(Debug)]
-pub struct Paused<'a>(&'a Pager);
+pub struct Paused<'a>(&'a Pool);
+
+impl<'a> Paused<'a> {
+    fn new(pool: &'a Pool) -> Self {
+        pool.queue().pause();
+        Paused(pool)
+    }
+}
 
 impl Drop for Paused<'_> {
     fn drop(&mut self) {
-        if self.0.jobs.queue().resume() {
-            self.0.jobs.work_queued.notify_all();
+        if self.0.queue().resume() {
+            self.0.work_queued.notify_all();
         }
+    }
+}
+
+impl fmt::Debug for Paused<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Paused").field(&self.0.name).finish()
     }
 }
 

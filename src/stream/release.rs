@@ -30,10 +30,12 @@
 //! memory behind a loan is never touched, whatever the kernel would make of
 //! it. The stream checks for loans before it hands the release over, and
 //! the release itself bars new loans while it runs (`Region::release`),
-//! for one made meanwhile after a seek back. (A window the
-//! cursor has left is unmapped altogether once nothing holds it: see
-//! [`Windows`].)
+//! and gives up if a loan was made in between (the next chunk, say, lent
+//! before the reclaim thread came to it): the next release behind the
+//! cursor then starts from there again. (A window the cursor has left is
+//! unmapped altogether once nothing holds it: see [`Windows`].)
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::paging::pacing::{RELEASE_MIN_STEP, RELEASE_STEPS_PER_SHARE, TEARDOWN_STEP};
@@ -44,16 +46,25 @@ use crate::Pager;
 /// The part of a stream's region behind its cursor that it gave back.
 #[derive(Debug)]
 pub(crate) struct Release {
-    /// Everything below this was released (or never read).
+    /// Everything below this was released (or never read), but for what
+    /// a release gave up on (`refused`).
     done: u64,
+    /// The lowest start of a range whose release gave up because a loan was
+    /// made after it was handed over ([`NONE_REFUSED`] if none): written
+    /// by the reclaim thread, taken back into `done` by the next `behind`.
+    refused: Arc<AtomicU64>,
     /// Also drop released pages from the page cache.
     drop_cached: bool,
 }
+
+/// No release gave up.
+const NONE_REFUSED: u64 = u64::MAX;
 
 impl Release {
     pub(crate) fn new(drop_cached: bool) -> Self {
         Self {
             done: 0,
+            refused: Arc::new(AtomicU64::new(NONE_REFUSED)),
             drop_cached,
         }
     }
@@ -62,6 +73,8 @@ impl Release {
     /// reclaim thread, if no loan is alive, and tells the prefetcher those
     /// pages are no longer mapped.
     pub(crate) fn behind(&mut self, windows: &Arc<Windows>, pos: u64, prefetch: &mut Prefetcher) {
+        let refused = self.refused.swap(NONE_REFUSED, Ordering::Relaxed);
+        self.done = self.done.min(refused);
         let pager = Pager::current();
         let share = pager.read_ahead().share() / RELEASE_STEPS_PER_SHARE;
         let step = share.clamp(RELEASE_MIN_STEP, TEARDOWN_STEP);
@@ -72,12 +85,16 @@ impl Release {
         prefetch.forget(range.clone());
         self.done = pos;
         let (windows, drop_cached) = (Arc::clone(windows), self.drop_cached);
-        // Best effort: pages left mapped cost memory, not data, and a loan
-        // made meanwhile (after a seek back) keeps them mapped.
-        let _ = pager.reclaim(move || {
-            let _ = windows.release(range.clone());
-            if drop_cached {
+        let refused = Arc::clone(&self.refused);
+        // A pager that cannot take the task drops it: pages left mapped
+        // cost memory, not data.
+        let _ = pager.reclaim(move || match windows.release(range.clone()) {
+            Ok(true) if drop_cached => {
                 let _ = windows.drop_cached(range);
+            }
+            Ok(true) | Err(_) => {}
+            Ok(false) => {
+                refused.fetch_min(range.start, Ordering::Relaxed);
             }
         });
     }

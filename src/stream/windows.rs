@@ -270,15 +270,17 @@ impl Windows {
 
     /// Drops the page-table entries of `range` from the windows mapped now
     /// (see [`Region::release`]: not of a window with a live loan); a window
-    /// not mapped has none.
-    pub(crate) fn release(&self, range: Range<u64>) -> io::Result<()> {
+    /// not mapped has none. Returns whether every mapped window released
+    /// its part.
+    pub(crate) fn release(&self, range: Range<u64>) -> io::Result<bool> {
+        let mut released = true;
         for piece in self.pieces(range) {
             if let Some(mapped) = self.at(piece.start) {
                 let local = mapped.local(piece.start)..mapped.local(piece.end);
-                mapped.region.release(local)?;
+                released &= mapped.region.release(local)?;
             }
         }
-        Ok(())
+        Ok(released)
     }
 
     /// Whether the windows mapped now of `range` may release their pages
